@@ -1,0 +1,75 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "xinlian",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "xinlian", targets: ["xinlian"]),
+        .library(name: "XinlianCore", targets: ["XinlianCore"]),
+        .library(name: "XinlianAudit", targets: ["XinlianAudit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+    ],
+    targets: [
+        // System libraries: OpenSSL (libssl-dev) for SM2/SM3, SQLite (libsqlite3-dev) for the index.
+        .systemLibrary(name: "CXinlianOpenSSL", pkgConfig: "openssl",
+                       providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CXinlianSQLite", pkgConfig: "sqlite3",
+                       providers: [.apt(["libsqlite3-dev"])]),
+
+        // Pure core.
+        .target(name: "XinlianCrypto",
+                dependencies: [.product(name: "Crypto", package: "swift-crypto"), "CXinlianOpenSSL"],
+                swiftSettings: strict),
+        .target(name: "XinlianMerkle", dependencies: ["XinlianCrypto"], swiftSettings: strict),
+        .target(name: "XinlianCore", dependencies: ["XinlianCrypto", "XinlianMerkle"], swiftSettings: strict),
+
+        // Shell.
+        .target(name: "XinlianStorage", dependencies: ["XinlianCore", "CXinlianSQLite"], swiftSettings: strict),
+        .target(name: "XinlianAudit", dependencies: ["XinlianCore", "XinlianStorage"], swiftSettings: strict),
+        .target(name: "XinlianNode", dependencies: [
+            "XinlianCore", "XinlianStorage",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ], swiftSettings: strict),
+        .executableTarget(name: "xinlian", dependencies: [
+            "XinlianCore", "XinlianStorage", "XinlianAudit", "XinlianNode",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ], swiftSettings: strict),
+
+        // Tests.
+        .testTarget(name: "XinlianCryptoTests", dependencies: ["XinlianCrypto"], swiftSettings: strict),
+        .testTarget(name: "XinlianMerkleTests", dependencies: ["XinlianMerkle", "XinlianCrypto"], swiftSettings: strict),
+        .testTarget(name: "XinlianCoreTests", dependencies: ["XinlianCore"], swiftSettings: strict),
+        .testTarget(name: "XinlianStorageTests", dependencies: ["XinlianStorage", "XinlianCore"], swiftSettings: strict),
+        .testTarget(name: "XinlianAuditTests", dependencies: ["XinlianAudit", "XinlianStorage", "XinlianCore"], swiftSettings: strict),
+        .testTarget(name: "XinlianNodeTests", dependencies: [
+            "XinlianNode", "XinlianCore", "XinlianStorage",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ], swiftSettings: strict),
+    ]
+)
