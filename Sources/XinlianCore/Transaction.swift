@@ -1,0 +1,130 @@
+import XinlianCrypto
+
+/// What a transaction states. The numeric codes are part of the binary format.
+public enum TransactionKind: String, Sendable, Codable, CaseIterable, Hashable {
+    case registration, operatingStatus
+    case facilityOpened, facilityUpdated, facilityClosed
+    case collateralRegistered, collateralReleased
+    case guaranteeIssued, guaranteeReleased
+    case publicRecord
+    case correction, dispute, disputeResolved
+    case consentGranted, consentRevoked
+    case queryRecord
+    case governance
+
+    public var code: UInt8 {
+        UInt8(Self.allCases.firstIndex(of: self) ?? 0) + 1
+    }
+
+    public init?(code: UInt8) {
+        let index = Int(code) - 1
+        guard Self.allCases.indices.contains(index) else { return nil }
+        self = Self.allCases[index]
+    }
+
+    /// Governance is about the consortium; every other kind is about one enterprise.
+    public var hasSubject: Bool { self != .governance }
+}
+
+/// The signed part of a transaction.
+public struct TransactionBody: Hashable, Sendable, CanonicalCodable {
+    public static let version: UInt8 = 1
+
+    public var chainID: ChainID
+    public var kind: TransactionKind
+    public var reporter: InstitutionID
+    public var subject: USCC?
+    /// Milliseconds since the Unix epoch, as the reporter claims.
+    public var timeMs: UInt64
+    public var nonce: UInt64
+    /// Canonical JSON (UTF-8, sorted keys, no insignificant whitespace); see `docs/formats.md`.
+    public var payload: [UInt8]
+
+    public init(chainID: ChainID, kind: TransactionKind, reporter: InstitutionID, subject: USCC?,
+                timeMs: UInt64, nonce: UInt64, payload: [UInt8]) {
+        self.chainID = chainID
+        self.kind = kind
+        self.reporter = reporter
+        self.subject = subject
+        self.timeMs = timeMs
+        self.nonce = nonce
+        self.payload = payload
+    }
+
+    public func encode(to encoder: inout CanonicalEncoder) {
+        encoder.u8(Self.version)
+        encoder.name(chainID)
+        encoder.u8(kind.code)
+        encoder.name(reporter)
+        encoder.optional(subject) { $0.uscc($1) }
+        encoder.u64(timeMs)
+        encoder.u64(nonce)
+        encoder.byteString(payload)
+    }
+
+    public init(from decoder: inout CanonicalDecoder) throws(DecodingError) {
+        let versionAt = decoder.offset
+        let version = try decoder.u8("transaction.version")
+        guard version == Self.version else {
+            throw decoder.error("unsupported_version", "transaction.version", "version \(version)", at: versionAt)
+        }
+        chainID = try decoder.name("transaction.chainId")
+        let kindAt = decoder.offset
+        let kindCode = try decoder.u8("transaction.kind")
+        guard let kind = TransactionKind(code: kindCode) else {
+            throw decoder.error("invalid_tag", "transaction.kind", "unknown kind \(kindCode)", at: kindAt)
+        }
+        self.kind = kind
+        reporter = try decoder.name("transaction.reporter")
+        let subjectAt = decoder.offset
+        subject = try decoder.optional("transaction.subject") { (d: inout CanonicalDecoder) throws(DecodingError) in
+            try d.uscc("transaction.subject")
+        }
+        guard (subject != nil) == kind.hasSubject else {
+            throw decoder.error("invalid_value", "transaction.subject",
+                                kind.hasSubject ? "kind \(kind) needs a subject" : "governance has no subject", at: subjectAt)
+        }
+        timeMs = try decoder.u64("transaction.time")
+        nonce = try decoder.u64("transaction.nonce")
+        payload = try decoder.byteString("transaction.payload", limit: Limits.payloadBytes)
+    }
+
+    /// The bytes a reporter signs: a domain tag, then the canonical body.
+    public var signingBytes: [UInt8] { [Domain.signTransaction] + canonicalBytes }
+}
+
+/// A signed transaction, with its canonical bytes kept so it is never re-encoded.
+public struct Transaction: Hashable, Sendable, CanonicalCodable {
+    public let body: TransactionBody
+    public let signature: [UInt8]
+
+    public init(body: TransactionBody, signature: [UInt8]) {
+        self.body = body
+        self.signature = signature
+    }
+
+    /// Signs `body` with the reporter's key.
+    public static func sign(_ body: TransactionBody, with key: SigningKey) throws(CryptoError) -> Transaction {
+        Transaction(body: body, signature: try key.sign(body.signingBytes))
+    }
+
+    public func encode(to encoder: inout CanonicalEncoder) {
+        body.encode(to: &encoder)
+        encoder.byteString(signature)
+    }
+
+    public init(from decoder: inout CanonicalDecoder) throws(DecodingError) {
+        body = try TransactionBody(from: &decoder)
+        signature = try decoder.byteString("transaction.signature", limit: Limits.signatureBytes)
+    }
+
+    /// The transaction's identity: `H(0x10 || body)`. Two signatures over the same
+    /// body are the same transaction, so a statement cannot be replayed.
+    public func id(_ suite: CryptoSuite) -> Hash32 {
+        suite.hash(tag: Domain.transactionID, body.canonicalBytes)
+    }
+
+    public func hasValidSignature(_ key: PublicKey) -> Bool {
+        key.isValidSignature(signature, for: body.signingBytes)
+    }
+}

@@ -1,0 +1,126 @@
+import XinlianCrypto
+import XinlianMerkle
+
+/// Why a block, certificate, transaction or genesis failed verification.
+public struct VerificationError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Stable code, e.g. `bad_signature`, `bad_link`, `bad_transactions_root`, `no_quorum`.
+    public let code: String
+    public let message: String
+    /// Index of the offending transaction inside its block, when there is one.
+    public let transactionIndex: Int?
+
+    public init(code: String, message: String, transactionIndex: Int? = nil) {
+        self.code = code
+        self.message = message
+        self.transactionIndex = transactionIndex
+    }
+
+    public var description: String { "\(code): \(message)" }
+}
+
+/// The rules a transaction must satisfy to enter a block, independent of the credit model.
+public enum TransactionRules {
+    public static func check(_ transaction: Transaction, consortium: Consortium, index: Int? = nil) throws(VerificationError) {
+        let body = transaction.body
+        guard body.chainID == consortium.chainID else {
+            throw VerificationError(code: "wrong_chain", message: "transaction is for chain \(body.chainID), not \(consortium.chainID)",
+                                    transactionIndex: index)
+        }
+        guard let key = consortium.institutionKeys[body.reporter] else {
+            throw VerificationError(code: "unknown_reporter", message: "reporter \(body.reporter) is not a member",
+                                    transactionIndex: index)
+        }
+        guard transaction.hasValidSignature(key) else {
+            throw VerificationError(code: "bad_signature", message: "signature does not verify with \(body.reporter)'s key",
+                                    transactionIndex: index)
+        }
+    }
+}
+
+/// Pure checks of committed blocks, shared by the node, block sync and the offline auditor.
+public enum BlockVerifier {
+    /// Everything about `record` except transaction signatures (see `checkSignatures`), given the hash of the
+    /// block before it (the genesis hash for height 1).
+    public static func checkStructure(_ record: CommittedBlock, height: UInt64, previousHash: Hash32,
+                                      consortium: Consortium) throws(VerificationError) {
+        let header = record.block.header
+        guard header.chainID == consortium.chainID else {
+            throw VerificationError(code: "wrong_chain", message: "header chain id \(header.chainID)")
+        }
+        guard header.height == height else {
+            throw VerificationError(code: "bad_height", message: "expected height \(height), found \(header.height)")
+        }
+        guard header.previousHash == previousHash else {
+            throw VerificationError(code: "bad_link",
+                                    message: "previous hash \(header.previousHash) does not match \(previousHash)")
+        }
+        guard header.validatorSetHash == consortium.validators.hash else {
+            throw VerificationError(code: "bad_validator_set", message: "validator set hash does not match genesis")
+        }
+        guard consortium.validators.member(header.proposer) != nil else {
+            throw VerificationError(code: "unknown_proposer", message: "proposer \(header.proposer) is not a validator")
+        }
+        let root = Block.transactionsRoot(record.block.transactions, suite: consortium.suite)
+        guard root == header.transactionsRoot else {
+            throw VerificationError(code: "bad_transactions_root",
+                                    message: "transactions root \(header.transactionsRoot) but transactions hash to \(root)")
+        }
+        try checkCertificate(record.certificate, header: header, consortium: consortium)
+    }
+
+    /// Chain id, reporter and signature of every transaction in `transactions`, numbered from `firstIndex`.
+    public static func checkSignatures(_ transactions: ArraySlice<Transaction>, consortium: Consortium) throws(VerificationError) {
+        for index in transactions.indices {
+            try TransactionRules.check(transactions[index], consortium: consortium, index: index)
+        }
+    }
+
+    /// The certificate is for this header and carries precommits from more than two thirds of the voting power.
+    public static func checkCertificate(_ certificate: CommitCertificate, header: BlockHeader,
+                                        consortium: Consortium) throws(VerificationError) {
+        let blockHash = header.hash(consortium.suite)
+        guard certificate.height == header.height, certificate.blockHash == blockHash else {
+            throw VerificationError(code: "bad_certificate", message: "certificate is for another block")
+        }
+        var power: UInt64 = 0
+        for item in certificate.signatures {
+            guard let member = consortium.validators.member(item.validator) else {
+                throw VerificationError(code: "bad_certificate", message: "signer \(item.validator) is not a validator")
+            }
+            let vote = certificate.vote(chainID: consortium.chainID, validator: item.validator)
+            guard member.publicKey.isValidSignature(item.signature, for: vote.signingBytes) else {
+                throw VerificationError(code: "bad_certificate", message: "precommit of \(item.validator) does not verify")
+            }
+            power += member.power
+        }
+        guard consortium.validators.isQuorum(power) else {
+            throw VerificationError(code: "no_quorum",
+                                    message: "precommits hold \(power) of \(consortium.validators.totalPower) voting power")
+        }
+    }
+}
+
+/// The state-root rules: each enterprise has its own hash chain of transactions.
+public enum EnterpriseState {
+    /// The sparse Merkle key of an enterprise: `H(0x15 || USCC)`.
+    public static func key(_ subject: USCC, suite: CryptoSuite) -> Hash32 {
+        suite.hash(tag: Domain.enterpriseKey, Array(subject.code.utf8))
+    }
+
+    /// `head' = H(0x14 || head || transaction id)`; an enterprise with no records has no leaf.
+    public static func nextHead(_ head: Hash32, transactionID: Hash32, suite: CryptoSuite) -> Hash32 {
+        suite.hash(tag: Domain.enterpriseHead, head.bytes, transactionID.bytes)
+    }
+
+    /// New heads for every enterprise `transactions` touch, given the heads before them.
+    public static func heads(after transactions: [Transaction], suite: CryptoSuite,
+                             currentHead: (USCC) throws -> Hash32?) rethrows -> [USCC: Hash32] {
+        var heads: [USCC: Hash32] = [:]
+        for transaction in transactions {
+            guard let subject = transaction.body.subject else { continue }
+            let previous = try heads[subject] ?? currentHead(subject) ?? .zero
+            heads[subject] = nextHead(previous, transactionID: transaction.id(suite), suite: suite)
+        }
+        return heads
+    }
+}
