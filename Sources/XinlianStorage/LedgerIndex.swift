@@ -1,0 +1,204 @@
+import XinlianCore
+import XinlianCrypto
+import XinlianMerkle
+
+/// Where a committed transaction sits.
+public struct TransactionLocation: Sendable, Hashable, Codable {
+    public var height: UInt64
+    public var index: Int
+
+    public init(height: UInt64, index: Int) {
+        self.height = height
+        self.index = index
+    }
+}
+
+/// The SQLite index: derived entirely from the block log, rebuildable, never trusted over it.
+/// Holds transactions by id, enterprise and reporter, each enterprise's record head, and the
+/// content-addressed nodes of the state tree.
+public final class LedgerIndex {
+    public static let schemaVersion: Int64 = 1
+
+    let db: SQLiteDatabase
+
+    public init(path: String) throws {
+        db = try SQLiteDatabase(path: path)
+        try createSchema()
+    }
+
+    private func createSchema() throws {
+        try db.execute("""
+            CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS blocks(
+                height INTEGER PRIMARY KEY, hash BLOB NOT NULL, time_ms INTEGER NOT NULL,
+                tx_count INTEGER NOT NULL, state_root BLOB NOT NULL);
+            CREATE TABLE IF NOT EXISTS transactions(
+                id BLOB PRIMARY KEY, height INTEGER NOT NULL, position INTEGER NOT NULL,
+                kind TEXT NOT NULL, reporter TEXT NOT NULL, subject TEXT, time_ms INTEGER NOT NULL) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS transactions_by_subject ON transactions(subject, height, position);
+            CREATE INDEX IF NOT EXISTS transactions_by_reporter ON transactions(reporter, height, position);
+            CREATE TABLE IF NOT EXISTS enterprises(
+                uscc TEXT PRIMARY KEY, head BLOB NOT NULL, tx_count INTEGER NOT NULL, last_height INTEGER NOT NULL) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS smt_nodes(hash BLOB PRIMARY KEY, node BLOB NOT NULL) WITHOUT ROWID;
+            """)
+        let version = try metaValue("schema_version")
+        if version == nil {
+            try setMeta("schema_version", Self.schemaVersion)
+        } else if version != Self.schemaVersion {
+            throw StorageError.corrupt(file: "index.sqlite", offset: 0,
+                                       reason: "index schema \(version ?? 0) is not \(Self.schemaVersion); run xinlian reindex")
+        }
+    }
+
+    /// Height of the last block applied to the index (0 when empty).
+    public func height() throws -> UInt64 { UInt64(try metaValue("height") ?? 0) }
+
+    private func metaValue(_ key: String) throws -> Int64? {
+        let statement = try db.prepare("SELECT value FROM meta WHERE key = ?")
+        defer { statement.reset() }
+        try statement.bind([.text(key)])
+        return try statement.step() ? statement.int64(0) : nil
+    }
+
+    private func setMeta(_ key: String, _ value: Int64) throws {
+        let statement = try db.prepare("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+        defer { statement.reset() }
+        try statement.bind([.text(key), .integer(value)])
+        _ = try statement.step()
+    }
+
+    /// Applies one committed block in a single SQLite transaction: its transactions,
+    /// the new enterprise heads and the new state-tree nodes.
+    public func apply(_ record: CommittedBlock, suite: CryptoSuite, heads: [USCC: Hash32], nodes: [Hash32: SMTNode]) throws {
+        let header = record.block.header
+        try db.transaction {
+            try insertBlock(header, suite: suite)
+            for (position, transaction) in record.block.transactions.enumerated() {
+                try insertTransaction(transaction, id: transaction.id(suite), height: header.height, position: position)
+            }
+            try updateEnterprises(record.block.transactions, heads: heads, height: header.height)
+            try insertNodes(nodes)
+            try setMeta("height", Int64(header.height))
+        }
+    }
+
+    private func insertBlock(_ header: BlockHeader, suite: CryptoSuite) throws {
+        let statement = try db.prepare("INSERT INTO blocks(height, hash, time_ms, tx_count, state_root) VALUES(?, ?, ?, ?, ?)")
+        defer { statement.reset() }
+        try statement.bind([.integer(Int64(header.height)), .blob(header.hash(suite).bytes), .integer(Int64(header.timeMs)),
+                            .integer(Int64(header.transactionCount)), .blob(header.stateRoot.bytes)])
+        _ = try statement.step()
+    }
+
+    private func insertTransaction(_ transaction: Transaction, id: Hash32, height: UInt64, position: Int) throws {
+        let statement = try db.prepare("""
+            INSERT INTO transactions(id, height, position, kind, reporter, subject, time_ms) VALUES(?, ?, ?, ?, ?, ?, ?)
+            """)
+        defer { statement.reset() }
+        let body = transaction.body
+        try statement.bind([.blob(id.bytes), .integer(Int64(height)), .integer(Int64(position)), .text(body.kind.rawValue),
+                            .text(body.reporter.value), body.subject.map { .text($0.code) } ?? .null,
+                            .integer(Int64(body.timeMs))])
+        _ = try statement.step()
+    }
+
+    private func updateEnterprises(_ transactions: [Transaction], heads: [USCC: Hash32], height: UInt64) throws {
+        var counts: [USCC: Int64] = [:]
+        for transaction in transactions {
+            if let subject = transaction.body.subject { counts[subject, default: 0] += 1 }
+        }
+        let statement = try db.prepare("""
+            INSERT INTO enterprises(uscc, head, tx_count, last_height) VALUES(?, ?, ?, ?)
+            ON CONFLICT(uscc) DO UPDATE SET head = excluded.head, tx_count = tx_count + excluded.tx_count,
+                last_height = excluded.last_height
+            """)
+        for (subject, count) in counts.sorted(by: { $0.key < $1.key }) {
+            guard let head = heads[subject] else { continue }
+            defer { statement.reset() }
+            try statement.bind([.text(subject.code), .blob(head.bytes), .integer(count), .integer(Int64(height))])
+            _ = try statement.step()
+        }
+    }
+
+    private func insertNodes(_ nodes: [Hash32: SMTNode]) throws {
+        let statement = try db.prepare("INSERT OR IGNORE INTO smt_nodes(hash, node) VALUES(?, ?)")
+        for (hash, node) in nodes {
+            defer { statement.reset() }
+            try statement.bind([.blob(hash.bytes), .blob(node.encoded)])
+            _ = try statement.step()
+        }
+    }
+
+    // MARK: Queries
+
+    public func location(of id: Hash32) throws -> TransactionLocation? {
+        let statement = try db.prepare("SELECT height, position FROM transactions WHERE id = ?")
+        defer { statement.reset() }
+        try statement.bind([.blob(id.bytes)])
+        guard try statement.step() else { return nil }
+        return TransactionLocation(height: UInt64(statement.int64(0)), index: Int(statement.int64(1)))
+    }
+
+    /// The head of an enterprise's transaction chain, nil when it has no records.
+    public func head(of subject: USCC) throws -> Hash32? {
+        let statement = try db.prepare("SELECT head FROM enterprises WHERE uscc = ?")
+        defer { statement.reset() }
+        try statement.bind([.text(subject.code)])
+        guard try statement.step() else { return nil }
+        return Hash32(bytes: statement.blob(0))
+    }
+
+    /// Transactions about `subject`, oldest first.
+    public func locations(subject: USCC, limit: Int = 10_000) throws -> [TransactionLocation] {
+        try locations("SELECT height, position FROM transactions WHERE subject = ? ORDER BY height, position LIMIT ?",
+                      [.text(subject.code), .integer(Int64(limit))])
+    }
+
+    /// Transactions by `reporter`, oldest first.
+    public func locations(reporter: InstitutionID, limit: Int = 10_000) throws -> [TransactionLocation] {
+        try locations("SELECT height, position FROM transactions WHERE reporter = ? ORDER BY height, position LIMIT ?",
+                      [.text(reporter.value), .integer(Int64(limit))])
+    }
+
+    private func locations(_ sql: String, _ values: [SQLiteValue]) throws -> [TransactionLocation] {
+        let statement = try db.prepare(sql)
+        defer { statement.reset() }
+        try statement.bind(values)
+        var result: [TransactionLocation] = []
+        while try statement.step() {
+            result.append(TransactionLocation(height: UInt64(statement.int64(0)), index: Int(statement.int64(1))))
+        }
+        return result
+    }
+
+    /// Every row of every table in a fixed order: two indexes are equal when their dumps are.
+    public func dump() throws -> [String] {
+        var rows: [String] = []
+        let tables = [
+            "SELECT key, value FROM meta ORDER BY key",
+            "SELECT height, hex(hash), time_ms, tx_count, hex(state_root) FROM blocks ORDER BY height",
+            "SELECT hex(id), height, position, kind, reporter, subject, time_ms FROM transactions ORDER BY id",
+            "SELECT uscc, hex(head), tx_count, last_height FROM enterprises ORDER BY uscc",
+            "SELECT hex(hash), hex(node) FROM smt_nodes ORDER BY hash",
+        ]
+        for sql in tables {
+            let statement = try db.prepare(sql)
+            defer { statement.reset() }
+            while try statement.step() {
+                rows.append((0..<statement.columnCount).map { statement.isNull($0) ? "NULL" : statement.text($0) }
+                    .joined(separator: "|"))
+            }
+        }
+        return rows
+    }
+}
+
+extension LedgerIndex: SMTNodeSource {
+    public func smtNode(_ hash: Hash32) throws -> SMTNode? {
+        let statement = try db.prepare("SELECT node FROM smt_nodes WHERE hash = ?")
+        defer { statement.reset() }
+        try statement.bind([.blob(hash.bytes)])
+        guard try statement.step() else { return nil }
+        return try SMTNode(decoding: statement.blob(0))
+    }
+}

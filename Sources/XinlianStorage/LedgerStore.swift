@@ -1,0 +1,182 @@
+import Foundation
+import XinlianCore
+import XinlianCrypto
+import XinlianMerkle
+
+/// The state changes of one block, computed before it is committed.
+public struct PreparedState: Sendable {
+    public var heads: [USCC: Hash32]
+    public var update: SMTUpdate
+    public var stateRoot: Hash32 { update.root }
+}
+
+/// A node's ledger on disk: the block log (source of truth) and the SQLite index derived from it.
+/// Not thread-safe; owned by one actor.
+public final class LedgerStore {
+    /// How many blocks at the tail are re-verified (hash links and certificates) on every start.
+    public static let tailCheckBlocks = 16
+
+    public let consortium: Consortium
+    public let dataDirectory: String
+    public private(set) var height: UInt64 = 0
+    public private(set) var lastHeader: BlockHeader?
+    public private(set) var lastBlockHash: Hash32
+    /// Set when opening cut a torn record off the end of the log.
+    public let recoveredTornTail: TornTail?
+
+    let log: BlockLog
+    let index: LedgerIndex
+    let tree: SparseMerkleTree
+
+    public static func blocksDirectory(_ data: String) -> String { data + "/blocks" }
+    public static func indexPath(_ data: String) -> String { data + "/index.sqlite" }
+
+    /// Opens (creating if needed) the ledger in `dataDirectory`: repairs a torn tail, checks the
+    /// tail's links and certificates, and brings the index up to the log.
+    public init(dataDirectory: String, consortium: Consortium) throws {
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        self.consortium = consortium
+        self.dataDirectory = dataDirectory
+        self.lastBlockHash = consortium.genesisHash
+        self.tree = SparseMerkleTree(suite: consortium.suite)
+        self.log = try BlockLog(directory: Self.blocksDirectory(dataDirectory))
+        self.recoveredTornTail = log.recoveredTornTail
+        let tail = try Self.checkTail(log: log, consortium: consortium)
+        (self.height, self.lastHeader, self.lastBlockHash) = (tail.height, tail.header, tail.hash)
+        self.index = try Self.openIndex(path: Self.indexPath(dataDirectory), logHeight: UInt64(log.count))
+        try catchUpIndex()
+    }
+
+    public var stateRoot: Hash32 { lastHeader?.stateRoot ?? .zero }
+
+    private static func checkTail(log: BlockLog, consortium: Consortium) throws
+        -> (height: UInt64, header: BlockHeader?, hash: Hash32) {
+        let count = UInt64(log.count)
+        guard count > 0 else { return (0, nil, consortium.genesisHash) }
+        let first = count > UInt64(tailCheckBlocks) ? count - UInt64(tailCheckBlocks) + 1 : 1
+        var previous = first == 1
+            ? consortium.genesisHash : try readRecord(log: log, height: first - 1).block.header.hash(consortium.suite)
+        var header: BlockHeader?
+        for height in first...count {
+            let record = try readRecord(log: log, height: height)
+            do {
+                try BlockVerifier.checkStructure(record, height: height, previousHash: previous, consortium: consortium)
+            } catch {
+                let location = log.location(Int(height - 1))
+                throw StorageError.corrupt(file: location.file, offset: location.offset,
+                                           reason: "block \(height) fails verification: \(error)")
+            }
+            previous = record.block.header.hash(consortium.suite)
+            header = record.block.header
+        }
+        return (count, header, previous)
+    }
+
+    /// Opens the index; one that claims blocks the log does not have is derived data, so it is rebuilt.
+    private static func openIndex(path: String, logHeight: UInt64) throws -> LedgerIndex {
+        do {
+            let index = try LedgerIndex(path: path)
+            if try index.height() <= logHeight { return index }
+        }
+        try removeIndex(path: path)
+        return try LedgerIndex(path: path)
+    }
+
+    private static func removeIndex(path: String) throws {
+        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+            try FileManager.default.removeItem(atPath: path + suffix)
+        }
+    }
+
+    private func catchUpIndex() throws {
+        var indexed = try index.height()
+        var root = indexed == 0 ? Hash32.zero : try record(at: indexed).block.header.stateRoot
+        while indexed < height {
+            indexed += 1
+            let record = try record(at: indexed)
+            try applyToIndex(record, baseRoot: root)
+            root = record.block.header.stateRoot
+        }
+    }
+
+    private func applyToIndex(_ record: CommittedBlock, baseRoot: Hash32) throws {
+        let prepared = try prepareState(record.block.transactions, baseRoot: baseRoot)
+        guard prepared.stateRoot == record.block.header.stateRoot else {
+            throw StorageError.corrupt(file: "blocks", offset: 0,
+                                       reason: "block \(record.block.header.height) state root \(record.block.header.stateRoot) but replay gives \(prepared.stateRoot)")
+        }
+        try index.apply(record, suite: consortium.suite, heads: prepared.heads, nodes: prepared.update.newNodes)
+    }
+
+    // MARK: Reading
+
+    public func record(at height: UInt64) throws -> CommittedBlock {
+        try Self.readRecord(log: log, height: height)
+    }
+
+    static func readRecord(log: BlockLog, height: UInt64) throws -> CommittedBlock {
+        guard height >= 1, height <= UInt64(log.count) else {
+            throw StorageError.notFound("block \(height)")
+        }
+        let bytes = try log.read(Int(height - 1))
+        do {
+            return try CommittedBlock(canonicalBytes: bytes, limit: Limits.recordBytes)
+        } catch {
+            let location = log.location(Int(height - 1))
+            throw StorageError.corrupt(file: location.file, offset: location.offset, reason: "block \(height): \(error)")
+        }
+    }
+
+    public func location(of id: Hash32) throws -> TransactionLocation? { try index.location(of: id) }
+    public func head(of subject: USCC) throws -> Hash32? { try index.head(of: subject) }
+    public func locations(subject: USCC) throws -> [TransactionLocation] { try index.locations(subject: subject) }
+    public func indexDump() throws -> [String] { try index.dump() }
+
+    /// A proof that `subject`'s record head is (or is absent) under the current state root.
+    public func stateProof(subject: USCC) throws -> SMTProof {
+        try tree.prove(root: stateRoot, key: EnterpriseState.key(subject, suite: consortium.suite), source: index)
+    }
+
+    // MARK: Writing
+
+    /// New enterprise heads and state-tree nodes for a block of `transactions` on top of the current state.
+    public func prepareState(_ transactions: [Transaction]) throws -> PreparedState {
+        try prepareState(transactions, baseRoot: stateRoot)
+    }
+
+    private func prepareState(_ transactions: [Transaction], baseRoot: Hash32) throws -> PreparedState {
+        let suite = consortium.suite
+        let heads = try EnterpriseState.heads(after: transactions, suite: suite) { try index.head(of: $0) }
+        let changes = heads.map { (key: EnterpriseState.key($0.key, suite: suite), value: $0.value) }
+        let update = try tree.update(root: baseRoot, changes: changes, source: index)
+        return PreparedState(heads: heads, update: update)
+    }
+
+    /// Appends a block that consensus made final. Durable (fsynced) when this returns.
+    public func append(_ record: CommittedBlock, prepared: PreparedState) throws {
+        let header = record.block.header
+        precondition(header.height == height + 1, "append out of order: \(header.height) after \(height)")
+        precondition(header.previousHash == lastBlockHash, "append does not link to the last block")
+        precondition(header.stateRoot == prepared.stateRoot, "prepared state does not match the header")
+        let bytes = record.canonicalBytes
+        // Paired assertion: what is written must read back as the same block.
+        assert((try? CommittedBlock(canonicalBytes: bytes, limit: Limits.recordBytes)) == record)
+        _ = try log.append(bytes)
+        height = header.height
+        lastHeader = header
+        lastBlockHash = header.hash(consortium.suite)
+        try index.apply(record, suite: consortium.suite, heads: prepared.heads, nodes: prepared.update.newNodes)
+    }
+
+    public func close() {
+        log.close()
+    }
+
+    /// Deletes the index and rebuilds it from the block log. Returns the height reached.
+    public static func reindex(dataDirectory: String, consortium: Consortium) throws -> UInt64 {
+        try removeIndex(path: indexPath(dataDirectory))
+        let store = try LedgerStore(dataDirectory: dataDirectory, consortium: consortium)
+        defer { store.close() }
+        return try store.index.height()
+    }
+}
