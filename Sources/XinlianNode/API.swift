@@ -1,0 +1,215 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import XinlianCore
+import XinlianCrypto
+import XinlianStorage
+
+/// An API failure: an HTTP status and a JSON body with a stable code.
+public struct APIError: HTTPResponseError, Sendable {
+    public let status: HTTPResponse.Status
+    public let body: APIErrorBody
+
+    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, items: [APIErrorBody.ItemError]? = nil) {
+        self.status = status
+        self.body = APIErrorBody(error: .init(code: code, message: message, items: items))
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        try API.json(body, status: status)
+    }
+}
+
+/// The HTTP API under `/v1` (see `docs/openapi.yaml`), plus `/metrics`.
+public struct API: Sendable {
+    public let engine: NodeEngine
+    public let bodyLimitBytes: Int
+    public let batchLimit: Int
+
+    public init(engine: NodeEngine, bodyLimitBytes: Int = 8 * 1024 * 1024, batchLimit: Int = 5_000) {
+        self.engine = engine
+        self.bodyLimitBytes = bodyLimitBytes
+        self.batchLimit = batchLimit
+    }
+
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: JSONErrorMiddleware())
+        router.get("/v1/status") { _, _ in try API.json(await engine.status()) }
+        router.post("/v1/transactions") { request, _ in try await submit(request) }
+        router.get("/v1/transactions/:id") { _, context in try await transactionStatus(context.parameters.require("id")) }
+        router.get("/v1/blocks/:height") { _, context in try await block(context.parameters.require("height")) }
+        router.get("/v1/headers/:height") { _, context in try await header(context.parameters.require("height")) }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: engine.metrics.render())))
+        }
+        return router
+    }
+
+    // MARK: Handlers
+
+    func submit(_ request: Request) async throws -> Response {
+        let body: ByteBuffer
+        do { body = try await request.body.collect(upTo: bodyLimitBytes) } catch {
+            throw APIError(.contentTooLarge, "body_too_large", "request body exceeds \(bodyLimitBytes) bytes")
+        }
+        let submitted: SubmitRequest
+        do { submitted = try JSONDecoder().decode(SubmitRequest.self, from: Data(body.readableBytesView)) } catch {
+            throw APIError(.badRequest, "invalid_json", "body must be {\"transactions\": [base64, ...]}")
+        }
+        guard !submitted.transactions.isEmpty, submitted.transactions.count <= batchLimit else {
+            throw APIError(.badRequest, "invalid_batch", "send between 1 and \(batchLimit) transactions")
+        }
+        let transactions = try await decodeAndCheck(submitted.transactions)
+        let admissions: [Admission]
+        do { admissions = try await engine.admit(transactions) } catch {
+            throw APIError(.serviceUnavailable, error.code, error.message)
+        }
+        let items = admissions.map { admission -> SubmitResponse.Item in
+            if case .committed(let location) = admission.state {
+                return .init(id: admission.id.hex, status: "committed", height: location.height)
+            }
+            return .init(id: admission.id.hex, status: "pending", height: nil)
+        }
+        return try API.json(SubmitResponse(results: items), status: .accepted)
+    }
+
+    /// Decodes and checks every transaction (signatures verified concurrently); any failure refuses the whole batch.
+    func decodeAndCheck(_ encoded: [String]) async throws -> [Transaction] {
+        let engine = engine
+        let outcomes = await withTaskGroup(of: (Int, Result<Transaction, APIErrorBody.ItemError>).self) { group in
+            for (index, text) in encoded.enumerated() {
+                group.addTask { (index, API.checkOne(text, index: index, engine: engine)) }
+            }
+            var outcomes: [(Int, Result<Transaction, APIErrorBody.ItemError>)] = []
+            for await outcome in group { outcomes.append(outcome) }
+            return outcomes.sorted { $0.0 < $1.0 }
+        }
+        var transactions: [Transaction] = []
+        var failures: [APIErrorBody.ItemError] = []
+        for (_, outcome) in outcomes {
+            switch outcome {
+            case .success(let transaction): transactions.append(transaction)
+            case .failure(let failure): failures.append(failure)
+            }
+        }
+        guard let first = failures.first else { return transactions }
+        for failure in failures {
+            if let transaction = Self.decoded(encoded[failure.index]) {
+                await engine.recordRejection(transaction.id(engine.consortium.suite),
+                                             VerificationError(code: failure.code, message: failure.message))
+            }
+        }
+        let message = failures.count == 1 ? first.message : "\(failures.count) of \(encoded.count) transactions refused; nothing was admitted"
+        throw APIError(.badRequest, first.code, message, items: failures)
+    }
+
+    static func decoded(_ text: String) -> Transaction? {
+        guard let data = Data(base64Encoded: text) else { return nil }
+        return try? Transaction(canonicalBytes: Array(data), limit: Limits.transactionBytes)
+    }
+
+    static func checkOne(_ text: String, index: Int, engine: NodeEngine) -> Result<Transaction, APIErrorBody.ItemError> {
+        guard let data = Data(base64Encoded: text) else {
+            return .failure(.init(index: index, code: "invalid_encoding", message: "transaction is not base64"))
+        }
+        let transaction: Transaction
+        do { transaction = try Transaction(canonicalBytes: Array(data), limit: Limits.transactionBytes) } catch {
+            let code = error.field == "transaction.subject" && error.code == "invalid_value" ? "invalid_uscc" : "invalid_transaction"
+            return .failure(.init(index: index, code: code, message: error.description))
+        }
+        do { try engine.check(transaction) } catch {
+            return .failure(.init(index: index, code: error.code, message: error.message))
+        }
+        return .success(transaction)
+    }
+
+    func transactionStatus(_ text: String) async throws -> Response {
+        guard let id = Hash32(hex: text) else {
+            throw APIError(.badRequest, "invalid_id", "transaction id must be 64 hex characters")
+        }
+        let suite = engine.consortium.suite
+        switch await engine.stateOf(id) {
+        case .pending:
+            return try API.json(TransactionStatusResponse(id: id.hex, status: "pending"))
+        case .rejected(let error):
+            return try API.json(TransactionStatusResponse(id: id.hex, status: "rejected",
+                                                          error: .init(code: error.code, message: error.message)))
+        case .unknown:
+            throw APIError(.notFound, "not_found", "no transaction \(id.hex) is pending, committed or recently rejected")
+        case .committed(let location):
+            let proof = try await engine.inclusion(of: id)
+            let record = try await engine.record(at: location.height)
+            let transaction = record.block.transactions[location.index]
+            return try API.json(TransactionStatusResponse(
+                id: id.hex, status: "committed", height: location.height, index: location.index,
+                transaction: TransactionView(transaction, suite: suite), proof: proof))
+        }
+    }
+
+    func committedRecord(_ text: String) async throws -> CommittedBlock {
+        let height: UInt64
+        if text == "latest" {
+            height = await engine.height
+        } else if let parsed = UInt64(text) {
+            height = parsed
+        } else {
+            throw APIError(.badRequest, "invalid_height", "height must be a positive integer or \"latest\"")
+        }
+        guard height >= 1, height <= (await engine.height) else {
+            throw APIError(.notFound, "not_found", "no block at height \(height)")
+        }
+        return try await engine.record(at: height)
+    }
+
+    func block(_ text: String) async throws -> Response {
+        let record = try await committedRecord(text)
+        let suite = engine.consortium.suite
+        return try API.json(BlockResponse(
+            header: HeaderView(record.block.header, suite: suite),
+            transactions: record.block.transactions.map { TransactionView($0, suite: suite) },
+            certificate: CertificateView(record.certificate),
+            encoded: Data(record.canonicalBytes).base64EncodedString()))
+    }
+
+    func header(_ text: String) async throws -> Response {
+        let record = try await committedRecord(text)
+        return try API.json(HeaderResponse(header: HeaderView(record.block.header, suite: engine.consortium.suite),
+                                           certificate: CertificateView(record.certificate)))
+    }
+
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(value)
+        return Response(status: status, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+extension TransactionStatusResponse {
+    init(id: String, status: String, error: APIErrorBody.Detail? = nil) {
+        self.init(id: id, status: status, height: nil, index: nil, error: error, transaction: nil, proof: nil)
+    }
+}
+
+/// Turns every error that is not already an `APIError` (unknown routes, bad parameters,
+/// storage failures) into the same JSON error body.
+struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context,
+                next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            throw error
+        } catch let error as HTTPError {
+            let code = error.status == .notFound ? "not_found" : "http_\(error.status.code)"
+            throw APIError(error.status, code, error.body ?? error.status.reasonPhrase)
+        } catch {
+            context.logger.error("request failed", metadata: ["error": "\(error)", "uri": "\(request.uri)"])
+            throw APIError(.internalServerError, "internal", "\(error)")
+        }
+    }
+}

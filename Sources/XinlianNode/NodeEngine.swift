@@ -1,0 +1,239 @@
+import CoreMetrics
+import Foundation
+import Logging
+import XinlianCore
+import XinlianCrypto
+import XinlianMerkle
+import XinlianStorage
+
+/// Where a transaction stands, as the API reports it.
+public enum TransactionState: Sendable, Equatable {
+    case pending
+    case committed(TransactionLocation)
+    case rejected(VerificationError)
+    case unknown
+}
+
+/// Outcome of admitting one transaction.
+public struct Admission: Sendable, Equatable {
+    public var id: Hash32
+    public var state: TransactionState
+}
+
+/// A summary of the node for `/v1/status`.
+public struct NodeStatus: Sendable, Codable, Equatable {
+    public var chainId: String
+    public var cryptoSuite: String
+    public var genesisHash: String
+    public var validator: String
+    public var height: UInt64
+    public var lastBlockHash: String
+    public var lastBlockTimeMs: UInt64
+    public var stateRoot: String
+    public var mempoolSize: Int
+    public var syncing: Bool
+}
+
+/// The node's ledger state and its single commit path. All mutation of the ledger happens here.
+///
+/// With one validator, blocks are produced and certified locally; the consensus issue drives the
+/// same `commit(_:prepared:)` path from the Tendermint core.
+public actor NodeEngine {
+    /// Rejections remembered for status queries.
+    public static let rejectedMemoryLimit = 10_000
+
+    public nonisolated let consortium: Consortium
+    public nonisolated let validatorID: ValidatorID
+    public nonisolated let metrics: NodeMetrics
+    nonisolated let logger: Logger
+    private let store: LedgerStore
+    private let signer: SignerState
+    private var mempool: Mempool
+    private var rejected: [Hash32: VerificationError] = [:]
+    private var rejectedOrder: [Hash32] = []
+    private var lastBlockProducedMs: UInt64 = 0
+    private let now: @Sendable () -> UInt64
+    private let work: AsyncStream<Void>.Continuation
+    /// Signalled when transactions arrive; the block producer waits on it.
+    public nonisolated let workSignal: AsyncStream<Void>
+
+    public init(consortium: Consortium, validatorID: ValidatorID, validatorKey: SigningKey, dataDirectory: String,
+                mempool: Mempool = Mempool(), metrics: NodeMetrics, logger: Logger,
+                now: @escaping @Sendable () -> UInt64 = NodeEngine.wallClockMs) throws {
+        guard let member = consortium.validators.member(validatorID) else {
+            throw VerificationError(code: "not_a_validator", message: "\(validatorID) is not a validator in genesis")
+        }
+        guard member.publicKey == validatorKey.publicKey else {
+            throw VerificationError(code: "invalid_key_file", message: "validator key does not match genesis for \(validatorID)")
+        }
+        self.consortium = consortium
+        self.validatorID = validatorID
+        self.metrics = metrics
+        self.logger = logger
+        self.mempool = mempool
+        self.now = now
+        self.store = try LedgerStore(dataDirectory: dataDirectory, consortium: consortium)
+        self.signer = try SignerState(path: dataDirectory + "/signer-state.json", key: validatorKey)
+        (workSignal, work) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        if let torn = store.recoveredTornTail {
+            logger.warning("truncated a torn block-log tail", metadata: ["tail": "\(torn)"])
+        }
+        metrics.height.record(Int64(store.height))
+    }
+
+    public static let wallClockMs: @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }
+
+    // MARK: Admission
+
+    /// Stateless checks, run outside the actor so that many requests verify signatures in parallel.
+    public nonisolated func check(_ transaction: Transaction) throws(VerificationError) {
+        try TransactionRules.check(transaction, consortium: consortium)
+        guard Payload.isCanonical(transaction.body.payload) else {
+            throw VerificationError(code: "invalid_payload",
+                                    message: "payload must be the canonical text of a JSON object (see docs/formats.md)")
+        }
+    }
+
+    /// Admits an already-checked batch, all or nothing: a full mempool refuses the whole batch.
+    /// Transactions already pending or committed are reported as such and not added twice.
+    public func admit(_ transactions: [Transaction]) throws(VerificationError) -> [Admission] {
+        var results: [Admission] = []
+        var fresh: [Mempool.Entry] = []
+        var freshIDs = Set<Hash32>()
+        let admittedMs = now()
+        for transaction in transactions {
+            let id = transaction.id(consortium.suite)
+            let state = stateOf(id)
+            switch state {
+            case .pending, .committed:
+                results.append(Admission(id: id, state: state))
+            case .unknown, .rejected:
+                if freshIDs.insert(id).inserted {
+                    fresh.append(Mempool.Entry(id: id, transaction: transaction, sizeBytes: transaction.canonicalBytes.count,
+                                               admittedMs: admittedMs))
+                }
+                results.append(Admission(id: id, state: .pending))
+            }
+        }
+        guard mempool.hasRoom(count: fresh.count, sizeBytes: fresh.reduce(0) { $0 + $1.sizeBytes }) else {
+            metrics.rejected.increment(by: Int64(transactions.count))
+            throw VerificationError(code: "mempool_full", message: "the mempool is full; retry later")
+        }
+        for entry in fresh {
+            rejected[entry.id] = nil
+            mempool.insert(entry)
+        }
+        metrics.mempoolSize.record(Int64(mempool.count))
+        if !fresh.isEmpty { work.yield() }
+        return results
+    }
+
+    /// Remembers why a transaction was refused, so its status can say so.
+    public func recordRejection(_ id: Hash32, _ error: VerificationError) {
+        if rejected[id] == nil { rejectedOrder.append(id) }
+        rejected[id] = error
+        metrics.rejected.increment()
+        if rejectedOrder.count > Self.rejectedMemoryLimit {
+            let excess = rejectedOrder.count - Self.rejectedMemoryLimit
+            for id in rejectedOrder[..<excess] { rejected[id] = nil }
+            rejectedOrder.removeFirst(excess)
+        }
+    }
+
+    public func stateOf(_ id: Hash32) -> TransactionState {
+        if mempool.contains(id) { return .pending }
+        if let location = try? store.location(of: id) { return .committed(location) }
+        if let error = rejected[id] { return .rejected(error) }
+        return .unknown
+    }
+
+    // MARK: Block production (single validator)
+
+    /// True when a block should be produced now: work is waiting, or the heartbeat is due.
+    public func hasWork() -> Bool {
+        if mempool.count > 0 { return true }
+        let heartbeat = consortium.genesis.parameters.heartbeatIntervalMs
+        return heartbeat > 0 && now() >= lastBlockProducedMs + heartbeat
+    }
+
+    /// Builds, certifies and commits the next block from the mempool. Returns its header, or nil if there was nothing to do.
+    @discardableResult
+    public func produceBlock() throws -> BlockHeader? {
+        guard hasWork() else { return nil }
+        let parameters = consortium.genesis.parameters
+        let entries = mempool.batch(maxCount: Int(parameters.maxBlockTransactions), maxBytes: Int(parameters.maxBlockBytes))
+        let transactions = entries.map(\.transaction)
+        let prepared = try store.prepareState(transactions)
+        let header = BlockHeader(
+            chainID: consortium.chainID, height: store.height + 1, timeMs: max(now(), store.lastHeader?.timeMs ?? 0),
+            previousHash: store.lastBlockHash, transactionsRoot: Block.transactionsRoot(transactions, suite: consortium.suite),
+            stateRoot: prepared.stateRoot, validatorSetHash: consortium.validators.hash, proposer: validatorID,
+            transactionCount: UInt32(transactions.count))
+        let certificate = try certify(header)
+        let record = CommittedBlock(block: Block(header: header, transactions: transactions), certificate: certificate)
+        try commit(record, prepared: prepared)
+        let committedMs = now()
+        for entry in entries {
+            metrics.commitLatency.recordNanoseconds(Int64(committedMs &- entry.admittedMs) * 1_000_000)
+        }
+        return header
+    }
+
+    /// Signs this validator's precommit for `header` (through the double-sign guard) and wraps it as a certificate.
+    private func certify(_ header: BlockHeader) throws -> CommitCertificate {
+        let blockHash = header.hash(consortium.suite)
+        let vote = Vote(chainID: consortium.chainID, kind: .precommit, height: header.height, round: 0, blockHash: blockHash,
+                        validator: validatorID)
+        let signature = try signer.sign(vote.signingBytes, height: header.height, round: 0, step: .precommit)
+        return CommitCertificate(height: header.height, round: 0, blockHash: blockHash,
+                                 signatures: [CommitSignature(validator: validatorID, signature: signature)])
+    }
+
+    /// The one commit path: verify, append durably to the log and index, then drop the block's transactions from the mempool.
+    public func commit(_ record: CommittedBlock, prepared: PreparedState) throws {
+        try BlockVerifier.checkStructure(record, height: store.height + 1, previousHash: store.lastBlockHash,
+                                         consortium: consortium)
+        try store.append(record, prepared: prepared)
+        let ids = record.block.transactions.map { $0.id(consortium.suite) }
+        mempool.remove(ids)
+        lastBlockProducedMs = now()
+        metrics.height.record(Int64(record.block.header.height))
+        metrics.committed.increment(by: Int64(ids.count))
+        metrics.mempoolSize.record(Int64(mempool.count))
+        logger.debug("committed block", metadata: ["height": "\(record.block.header.height)", "transactions": "\(ids.count)"])
+    }
+
+    // MARK: Reading
+
+    public func status() -> NodeStatus {
+        NodeStatus(chainId: consortium.chainID.value, cryptoSuite: consortium.suite.id.rawValue,
+                   genesisHash: consortium.genesisHash.hex, validator: validatorID.value, height: store.height,
+                   lastBlockHash: store.lastBlockHash.hex, lastBlockTimeMs: store.lastHeader?.timeMs ?? consortium.genesis.genesisTimeMs,
+                   stateRoot: store.stateRoot.hex, mempoolSize: mempool.count, syncing: false)
+    }
+
+    public var height: UInt64 { store.height }
+
+    public func record(at height: UInt64) throws -> CommittedBlock { try store.record(at: height) }
+
+    /// A committed transaction with everything needed to check its inclusion offline.
+    public func inclusion(of id: Hash32) throws -> InclusionProof? {
+        guard let location = try store.location(of: id) else { return nil }
+        let record = try store.record(at: location.height)
+        let leaves = Block.leafHashes(record.block.transactions, suite: consortium.suite)
+        let path = try MerkleTree.inclusionProof(index: location.index, leafHashes: leaves,
+                                                 hasher: MerkleHasher(suite: consortium.suite))
+        return InclusionProof(chainId: consortium.chainID.value, height: location.height, leafIndex: location.index,
+                              treeSize: leaves.count, path: path.map(\.hex),
+                              transaction: Data(record.block.transactions[location.index].canonicalBytes).base64EncodedString(),
+                              header: Data(record.block.header.canonicalBytes).base64EncodedString(),
+                              certificate: Data(record.certificate.canonicalBytes).base64EncodedString())
+    }
+
+    func signalWork() { work.yield() }
+
+    public func shutdown() {
+        work.finish()
+        store.close()
+    }
+}

@@ -1,0 +1,32 @@
+import CoreMetrics
+import Metrics
+import Prometheus
+
+/// The node's metrics, reported through swift-metrics into its own Prometheus registry
+/// (one registry per node, so several nodes can share a process in tests).
+public final class NodeMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    let height: CoreMetrics.Gauge
+    let mempoolSize: CoreMetrics.Gauge
+    let committed: CoreMetrics.Counter
+    let rejected: CoreMetrics.Counter
+    let commitLatency: Metrics.Timer
+
+    public init() {
+        let registry = PrometheusCollectorRegistry()
+        let factory = PrometheusMetricsFactory(registry: registry)
+        self.registry = registry
+        height = CoreMetrics.Gauge(label: "xinlian_height", factory: factory)
+        mempoolSize = CoreMetrics.Gauge(label: "xinlian_mempool_transactions", factory: factory)
+        committed = CoreMetrics.Counter(label: "xinlian_transactions_committed_total", factory: factory)
+        rejected = CoreMetrics.Counter(label: "xinlian_transactions_rejected_total", factory: factory)
+        commitLatency = Metrics.Timer(label: "xinlian_commit_latency_seconds", factory: factory)
+    }
+
+    /// The Prometheus text exposition.
+    public func render() -> [UInt8] {
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        return buffer
+    }
+}
