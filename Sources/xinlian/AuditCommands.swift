@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import XinlianAudit
+import XinlianCore
+import XinlianCrypto
+import XinlianNode
+
+/// Genesis given explicitly, or the node home's `genesis.json` beside its `data/`.
+func loadConsortium(genesis: String?, data: String?) throws -> Consortium {
+    let path = genesis ?? ((data ?? ".") as NSString).deletingLastPathComponent + "/genesis.json"
+    guard FileManager.default.fileExists(atPath: path) else { throw CLIError("genesis file \(path) not found; pass --genesis") }
+    return try Consortium(try Genesis.load(path: path))
+}
+
+struct Export: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a node's whole chain into one portable file that `audit verify --export` reads.",
+        discussion: "Example: xinlian export --data .cluster/node0/data --output chain.xlx")
+
+    @Option(help: "A node's data directory (read only).") var data: String
+    @Option(help: "Output file.") var output: String
+    @Option(help: "Genesis file (default: genesis.json beside the data directory).") var genesis: String?
+
+    func run() async throws {
+        try await reportingErrors {
+            let consortium = try loadConsortium(genesis: genesis, data: data)
+            let summary = try ExportFile.write(dataDirectory: data, consortium: consortium, to: output)
+            print("exported \(summary.recordCount) blocks to \(output)")
+            print("height \(summary.lastHeight) head \(summary.head.hex)")
+        }
+    }
+}
+
+struct Audit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Offline verification of the chain and of inclusion proofs.",
+        subcommands: [Verify.self, Prove.self, CheckProof.self])
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Verify every block from genesis: checksums, hash links, Merkle and state roots, signatures, certificates.",
+            discussion: """
+                Exits 0 and ends with `height H head HASH` when intact; otherwise exits 1 naming the first bad height,
+                file and byte offset. Never modifies the data.
+                Example: xinlian audit verify --genesis .cluster/genesis.json --data .cluster/node0/data
+                """)
+
+        @Option(help: "The consortium's genesis file.") var genesis: String
+        @Option(help: "A node's data directory.") var data: String?
+        @Option(help: "An export file.") var export: String?
+        @Flag(help: "Skip recomputing state roots (faster; less memory on very large ledgers).") var skipStateRoots = false
+
+        func run() async throws {
+            try await reportingErrors {
+                guard (data == nil) != (export == nil) else { throw CLIError("give exactly one of --data or --export") }
+                let consortium = try loadConsortium(genesis: genesis, data: nil)
+                let options = AuditOptions(checkStateRoots: !skipStateRoots)
+                let report: AuditReport
+                if let data {
+                    report = try AuditVerifier.verify(dataDirectory: data, consortium: consortium, options: options)
+                } else {
+                    report = try AuditVerifier.verify(exportFile: export ?? "", consortium: consortium, options: options)
+                }
+                print("verified \(report.blocks) blocks and \(report.transactions) transactions of chain \(consortium.chainID)")
+                print("height \(report.height) head \(report.head.hex)")
+            }
+        }
+    }
+
+    struct Prove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Fetch a committed transaction's inclusion proof from a node and write it as a file.",
+            discussion: "Example: xinlian audit prove 3f2a...e1 --node http://127.0.0.1:8600 --output proof.json")
+
+        @Argument(help: "Transaction id (hex).") var id: String
+        @Option(help: "Node API URL.") var node: String = "http://127.0.0.1:8600"
+        @Option(help: "Output file (default: standard output).") var output: String?
+
+        func run() async throws {
+            try await reportingErrors {
+                let status = try await NodeClient(node).get("/v1/transactions/\(id)", as: TransactionStatusResponse.self)
+                guard let proof = status.proof else { throw CLIError("transaction \(id) is \(status.status), not committed") }
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                let data = try encoder.encode(proof)
+                if let output {
+                    try data.write(to: URL(fileURLWithPath: output))
+                    print("wrote proof of \(id) at height \(proof.height) to \(output)")
+                } else {
+                    print(String(decoding: data, as: UTF8.self))
+                }
+            }
+        }
+    }
+
+    struct CheckProof: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check an inclusion proof offline against genesis.",
+            discussion: "Example: xinlian audit check-proof proof.json --genesis .cluster/genesis.json")
+
+        @Argument(help: "Proof file from `audit prove`.") var file: String
+        @Option(help: "The consortium's genesis file.") var genesis: String
+
+        func run() async throws {
+            try await reportingErrors {
+                let consortium = try loadConsortium(genesis: genesis, data: nil)
+                let proof = try JSONDecoder().decode(InclusionProof.self, from: Data(contentsOf: URL(fileURLWithPath: file)))
+                let verified = try proof.verify(consortium: consortium)
+                print("verified: transaction \(verified.transactionID.hex) by \(verified.transaction.body.reporter) is in block \(verified.header.height) (\(verified.blockHash.hex)), final by certificate")
+            }
+        }
+    }
+}

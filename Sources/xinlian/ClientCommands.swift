@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import XinlianCore
+import XinlianCrypto
+import XinlianNode
+
+struct Submit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Sign and submit transactions as an institution.",
+        discussion: """
+            Input is one {"kind", "subject", "payload"} object, a JSON array of them, or JSON Lines; - reads standard input.
+            Example: echo '{"kind":"registration","subject":"91310000MA1FL8TQ36","payload":{"name":"Acme"}}' | \\
+                     xinlian submit --node http://127.0.0.1:8600 --key .cluster/institutions/registry.key - --wait
+            """)
+
+    @Option(help: "Node API URL.") var node: String = "http://127.0.0.1:8600"
+    @Option(help: "Institution key file.") var key: String
+    @Flag(help: "Wait until every transaction is committed.") var wait = false
+    @Option(help: "Seconds to wait with --wait.") var timeout: Int = 60
+    @Argument(help: "Input file, or - for standard input.") var input: String = "-"
+
+    func run() async throws {
+        try await reportingErrors {
+            let keyFile = try KeyFile.load(path: key)
+            let signingKey = try keyFile.signingKey()
+            let client = NodeClient(node)
+            let status = try await client.get("/v1/status", as: NodeStatus.self)
+            let data = input == "-" ? FileHandle.standardInput.readDataToEndOfFile()
+                : try Data(contentsOf: URL(fileURLWithPath: input))
+            var rng = SystemRandomNumberGenerator()
+            let transactions = try TransactionInput.parse(data).map {
+                try $0.sign(chainID: try Name(status.chainId), keyFile: keyFile, key: signingKey, nowMs: nowMs(), rng: &rng)
+            }
+            let response = try await client.post(
+                "/v1/transactions",
+                json: SubmitRequest(transactions: transactions.map { Data($0.canonicalBytes).base64EncodedString() }),
+                as: SubmitResponse.self)
+            for item in response.results { print("\(item.id) \(item.status)") }
+            if wait {
+                try await waitForCommit(response.results.map(\.id), client: client)
+            }
+        }
+    }
+
+    private func waitForCommit(_ ids: [String], client: NodeClient) async throws {
+        let deadline = ContinuousClock.now + .seconds(timeout)
+        for id in ids {
+            while true {
+                let status = try await client.get("/v1/transactions/\(id)", as: TransactionStatusResponse.self)
+                if status.status == "committed" {
+                    print("\(id) committed at height \(status.height ?? 0)")
+                    break
+                }
+                if status.status == "rejected" {
+                    throw CLIError("\(id) rejected: \(status.error?.code ?? "") \(status.error?.message ?? "")")
+                }
+                guard ContinuousClock.now < deadline else { throw CLIError("timed out waiting for \(id)") }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show a node's status.",
+        discussion: "Example: xinlian status --node http://127.0.0.1:8600")
+
+    @Option(help: "Node API URL.") var node: String = "http://127.0.0.1:8600"
+    @Flag(help: "One line: validator URL height hash.") var short = false
+
+    func run() async throws {
+        try await reportingErrors {
+            let status = try await NodeClient(node).get("/v1/status", as: NodeStatus.self)
+            if short {
+                print("\(status.validator) \(node) \(status.height) \(status.lastBlockHash)")
+            } else {
+                try printJSON(status)
+            }
+        }
+    }
+}

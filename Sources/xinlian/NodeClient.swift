@@ -1,0 +1,89 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import XinlianCore
+import XinlianCrypto
+import XinlianNode
+
+/// A small client of a node's HTTP API.
+struct NodeClient: Sendable {
+    static let responseLimitBytes = 64 * 1024 * 1024
+    let baseURL: String
+
+    init(_ url: String) {
+        baseURL = url.hasSuffix("/") ? String(url.dropLast()) : url
+    }
+
+    func get<T: Decodable>(_ path: String, as type: T.Type) async throws -> T {
+        try await send(path, method: .GET, body: nil, as: type)
+    }
+
+    func post<T: Decodable>(_ path: String, json body: some Encodable, as type: T.Type) async throws -> T {
+        try await send(path, method: .POST, body: try JSONEncoder().encode(body), as: type)
+    }
+
+    private func send<T: Decodable>(_ path: String, method: HTTPMethod, body: Data?, as type: T.Type) async throws -> T {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body))
+        }
+        let response: HTTPClientResponse
+        do {
+            response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        } catch {
+            throw CLIError("cannot reach \(baseURL): \(error)")
+        }
+        let bytes = try await response.body.collect(upTo: Self.responseLimitBytes)
+        let data = Data(bytes.readableBytesView)
+        guard (200..<300).contains(Int(response.status.code)) else {
+            if let failure = try? JSONDecoder().decode(APIErrorBody.self, from: data) {
+                throw CLIError("\(failure.error.code): \(failure.error.message)")
+            }
+            throw CLIError("HTTP \(response.status.code) from \(baseURL + path)")
+        }
+        do { return try JSONDecoder().decode(T.self, from: data) } catch {
+            throw CLIError("unexpected response from \(baseURL + path): \(error)")
+        }
+    }
+}
+
+/// The JSON a user writes for `xinlian submit`: the CLI fills in reporter, time and nonce, and signs.
+struct TransactionInput: Codable {
+    var kind: TransactionKind
+    var subject: String?
+    var payload: JSONValue
+
+    func sign(chainID: ChainID, keyFile: KeyFile, key: SigningKey, nowMs: UInt64,
+              rng: inout some RandomNumberGenerator) throws -> Transaction {
+        let subjectCode = try subject.map { try USCC($0) }
+        guard (subjectCode != nil) == kind.hasSubject else {
+            throw CLIError(kind.hasSubject ? "\(kind.rawValue) needs a subject USCC" : "governance takes no subject")
+        }
+        let body = TransactionBody(chainID: chainID, kind: kind, reporter: keyFile.owner, subject: subjectCode, timeMs: nowMs,
+                                   nonce: UInt64.random(in: 0...UInt64.max, using: &rng),
+                                   payload: try Payload.canonicalize(payload))
+        return try Transaction.sign(body, with: key)
+    }
+
+    /// Reads one object, a JSON array, or JSON Lines.
+    static func parse(_ data: Data) throws -> [TransactionInput] {
+        let decoder = JSONDecoder()
+        if let many = try? decoder.decode([TransactionInput].self, from: data) { return many }
+        if let one = try? decoder.decode(TransactionInput.self, from: data) { return [one] }
+        var result: [TransactionInput] = []
+        for (number, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
+            do { result.append(try decoder.decode(TransactionInput.self, from: Data(trimmed.utf8))) } catch {
+                throw CLIError("line \(number + 1): not a transaction {\"kind\", \"subject\", \"payload\"}: \(error)")
+            }
+        }
+        guard !result.isEmpty else { throw CLIError("no transactions in input") }
+        return result
+    }
+}
+
+func nowMs() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }

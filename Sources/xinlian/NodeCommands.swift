@@ -1,0 +1,167 @@
+import ArgumentParser
+import Foundation
+import Logging
+import XinlianCore
+import XinlianCrypto
+import XinlianNode
+import XinlianStorage
+
+struct Testnet: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write keys, configs and one genesis for an N-validator local consortium.",
+        discussion: """
+            Writes DIR/genesis.json, node homes DIR/node0 ... DIR/node{N-1} (config.json, validator.key, data/), and sample
+            institution keys under DIR/institutions/ (bank-a, bank-b, registry, regulator).
+            Example: xinlian testnet --validators 1 --output .cluster
+            """)
+
+    @Option(help: "Number of validators.") var validators: Int = 1
+    @Option(help: "Output directory (must not already hold a genesis).") var output: String
+    @Option(help: "Crypto suite: ed25519-sha256 or sm2-sm3.") var suite: String = CryptoSuiteID.ed25519SHA256.rawValue
+    @Option(help: "Chain id.") var chainId: String = "xinlian-local"
+    @Option(help: "First API port; node i listens on port + i.") var apiPort: Int = 8600
+    @Option(help: "First peer-to-peer port; node i listens on port + i.") var p2pPort: Int = 26600
+    @Option(help: "Empty heartbeat block interval in milliseconds (0: none).") var heartbeatMs: UInt64 = 0
+
+    func run() async throws {
+        try await reportingErrors {
+            guard (1...100).contains(validators) else { throw CLIError("--validators must be between 1 and 100") }
+            guard let suiteID = CryptoSuiteID(rawValue: suite) else { throw CLIError("unknown suite \(suite)") }
+            let plan = TestnetPlan(validators: validators, suite: suiteID, chainID: try Name(chainId),
+                                       apiPort: apiPort, p2pPort: p2pPort, heartbeatMs: heartbeatMs)
+            try plan.write(to: output)
+            print("wrote \(output)/genesis.json, \(validators) node home(s) and \(TestnetPlan.sampleInstitutions.count) institution keys")
+            for index in 0..<validators {
+                print("node\(index)  \(output)/node\(index)  http://127.0.0.1:\(apiPort + index)")
+            }
+        }
+    }
+}
+
+/// What `xinlian testnet` generates.
+struct TestnetPlan {
+    static let sampleInstitutions: [(String, String, [InstitutionRole])] = [
+        ("bank-a", "Sample Bank A", [.member]),
+        ("bank-b", "Sample Bank B", [.member]),
+        ("registry", "Sample Registry Authority", [.registry]),
+        ("regulator", "Sample Regulator", [.regulator]),
+    ]
+
+    let validators: Int
+    let suite: CryptoSuiteID
+    let chainID: ChainID
+    let apiPort: Int
+    let p2pPort: Int
+    let heartbeatMs: UInt64
+
+    func write(to output: String) throws {
+        let manager = FileManager.default
+        guard !manager.fileExists(atPath: output + "/genesis.json") else {
+            throw CLIError("\(output)/genesis.json already exists; remove \(output) first")
+        }
+        try manager.createDirectory(atPath: output + "/institutions", withIntermediateDirectories: true)
+        let cryptoSuite = CryptoSuite(suite)
+        var institutions: [InstitutionRecord] = []
+        for (id, name, roles) in Self.sampleInstitutions {
+            let key = cryptoSuite.generateSigningKey()
+            try KeyFile(owner: try Name(id), key: key).write(path: "\(output)/institutions/\(id).key")
+            institutions.append(InstitutionRecord(id: try Name(id), name: name, roles: roles,
+                                                  publicKey: key.publicKey.bytes.hexString))
+        }
+        var records: [ValidatorRecord] = []
+        for index in 0..<validators {
+            let home = "\(output)/node\(index)"
+            try manager.createDirectory(atPath: home + "/data", withIntermediateDirectories: true)
+            let id = try Name("node\(index)")
+            let key = cryptoSuite.generateSigningKey()
+            try KeyFile(owner: id, key: key).write(path: home + "/validator.key")
+            let config = NodeConfig(validator: id, apiListen: "127.0.0.1:\(apiPort + index)",
+                                    p2pListen: "127.0.0.1:\(p2pPort + index)")
+            try config.write(home: home)
+            let operatorID = institutions[index % 2].id
+            records.append(ValidatorRecord(id: id, institution: operatorID, publicKey: key.publicKey.bytes.hexString, power: 10,
+                                           p2pAddress: config.p2pListen, apiAddress: config.apiListen))
+        }
+        var parameters = ConsensusParameters.defaults
+        parameters.heartbeatIntervalMs = heartbeatMs
+        let genesis = Genesis(chainId: chainID, cryptoSuite: suite, genesisTimeMs: UInt64(Date().timeIntervalSince1970 * 1000),
+                              parameters: parameters, institutions: institutions, validators: records)
+        _ = try Consortium(genesis)
+        let data = try genesis.jsonData()
+        try data.write(to: URL(fileURLWithPath: output + "/genesis.json"))
+        for index in 0..<validators {
+            try data.write(to: URL(fileURLWithPath: "\(output)/node\(index)/genesis.json"))
+        }
+    }
+}
+
+struct Init: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create one node's home: its validator key and config.",
+        discussion: """
+            Prints the validator entry to add to the consortium's genesis; put the agreed genesis.json in the home before start.
+            Example: xinlian init --home /var/lib/xinlian --validator bank-a-node --suite sm2-sm3
+            """)
+
+    @Option(help: "Node home directory.") var home: String
+    @Option(help: "This node's validator id.") var validator: String
+    @Option(help: "Crypto suite of the consortium.") var suite: String = CryptoSuiteID.ed25519SHA256.rawValue
+    @Option(help: "API listen address.") var api: String = "127.0.0.1:8600"
+    @Option(help: "Peer-to-peer listen address.") var p2p: String = "127.0.0.1:26600"
+
+    func run() async throws {
+        try await reportingErrors {
+            guard let suiteID = CryptoSuiteID(rawValue: suite) else { throw CLIError("unknown suite \(suite)") }
+            let id = try Name(validator)
+            let manager = FileManager.default
+            guard !manager.fileExists(atPath: home + "/" + NodeConfig.fileName) else {
+                throw CLIError("\(home) is already initialised")
+            }
+            try manager.createDirectory(atPath: home + "/data", withIntermediateDirectories: true)
+            let key = CryptoSuite(suiteID).generateSigningKey()
+            try KeyFile(owner: id, key: key).write(path: home + "/validator.key")
+            try NodeConfig(validator: id, apiListen: api, p2pListen: p2p).write(home: home)
+            try printJSON(ValidatorRecord(id: id, institution: "your-institution", publicKey: key.publicKey.bytes.hexString,
+                                          power: 10, p2pAddress: p2p, apiAddress: api))
+        }
+    }
+}
+
+struct Start: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the node daemon until SIGTERM or SIGINT.",
+        discussion: "Example: xinlian start --home .cluster/node0")
+
+    @Option(help: "Node home directory.") var home: String
+
+    func run() async throws {
+        try await reportingErrors {
+            let config = try NodeConfig.load(home: home)
+            let level = Logger.Level(rawValue: config.logLevel) ?? .info
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+            var logger = Logger(label: "xinlian")
+            logger.logLevel = level
+            try await NodeRunner.run(home: home, logger: logger)
+        }
+    }
+}
+
+struct Reindex: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Rebuild a stopped node's SQLite index from its block log.",
+        discussion: "Example: xinlian reindex --home .cluster/node0")
+
+    @Option(help: "Node home directory.") var home: String
+
+    func run() async throws {
+        try await reportingErrors {
+            let node = try NodeHome(home: home)
+            let height = try LedgerStore.reindex(dataDirectory: node.dataDirectory, consortium: node.consortium)
+            print("reindexed \(height) blocks")
+        }
+    }
+}
