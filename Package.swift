@@ -41,7 +41,8 @@ let package = Package(
 
         // Shell.
         .target(name: "XinlianStorage", dependencies: ["XinlianCore", "CXinlianSQLite"], swiftSettings: strict),
-        .target(name: "XinlianAudit", dependencies: ["XinlianCore", "XinlianStorage"], swiftSettings: strict),
+        .target(name: "XinlianAudit", dependencies: ["XinlianCore", "XinlianStorage", "XinlianCrypto", "XinlianMerkle"],
+                swiftSettings: strict),
         .target(name: "XinlianNode", dependencies: [
             "XinlianCore", "XinlianStorage",
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -66,10 +67,12 @@ let package = Package(
         .testTarget(name: "XinlianMerkleTests", dependencies: ["XinlianMerkle", "XinlianCrypto"], swiftSettings: strict),
         .testTarget(name: "XinlianCoreTests", dependencies: ["XinlianCore"], swiftSettings: strict),
         .testTarget(name: "XinlianStorageTests", dependencies: ["XinlianStorage", "XinlianCore"], swiftSettings: strict),
-        .testTarget(name: "XinlianAuditTests", dependencies: ["XinlianAudit", "XinlianStorage", "XinlianCore"], swiftSettings: strict),
+        .testTarget(name: "XinlianAuditTests", dependencies: ["XinlianAudit", "XinlianStorage", "XinlianCore", "XinlianCrypto"],
+                    swiftSettings: strict),
         .testTarget(name: "XinlianNodeTests", dependencies: [
             "XinlianNode", "XinlianCore", "XinlianStorage",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ], swiftSettings: strict),
+        .testTarget(name: "XinlianIntegrationTests", dependencies: [], swiftSettings: strict),
     ]
 )

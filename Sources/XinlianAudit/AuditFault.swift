@@ -92,6 +92,7 @@ public struct AuditReport: Sendable, Equatable, CustomStringConvertible {
         self.head = head
     }
 
+    /// `20 blocks, 31 transactions, height 20, head 5f…`.
     public var description: String {
         "\(blocks) blocks, \(transactions) transactions, height \(height), head \(head)"
     }

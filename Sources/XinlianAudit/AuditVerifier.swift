@@ -12,6 +12,7 @@ import XinlianStorage
 public enum AuditVerifier {
     /// Verifies a node's data directory: its block log in `blocks/`, read with `BlockLog.scan` (read-only).
     /// A torn tail is a fault (`torn_tail`), not repaired; an empty log verifies as height 0.
+    /// `BlockLog.scan` cannot be stopped early, so after a fault the rest of the log is still read (not verified).
     public static func verify(dataDirectory: String, consortium: Consortium,
                               options: AuditOptions = AuditOptions()) throws(AuditFault) -> AuditReport {
         let source = BlockLogSource(dataDirectory: dataDirectory)

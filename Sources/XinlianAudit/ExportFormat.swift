@@ -7,10 +7,13 @@ import XinlianStorage
 /// On disk: magic `XLNEXP01`, `u32` BE body length `L`, the canonical body (`u8` version = 1, chain id as a
 /// name, 32-byte genesis hash, `u8` crypto suite code), then `u32` BE CRC32C over magic, length and body.
 public struct ExportHeader: Sendable, Equatable {
+    /// Format version of the header body (``ExportFile/version``).
     public var version: UInt8
+    /// The chain the records belong to.
     public var chainID: ChainID
     /// The genesis hash: block 1's `previousHash`.
     public var genesisHash: Hash32
+    /// The consortium's crypto suite (block records do not name it).
     public var suite: CryptoSuiteID
 
     /// Creates a header.
@@ -76,8 +79,11 @@ public struct ExportHeader: Sendable, Equatable {
 /// On disk: magic `XLNEND01`, `u64` BE record count, `u64` BE last height, 32-byte head hash (hash of the last
 /// header, or the genesis hash when there are no records), `u32` BE CRC32C over the 56 bytes before it.
 public struct ExportTrailer: Sendable, Equatable {
+    /// Records in the file.
     public var recordCount: UInt64
+    /// Height of the last record (equal to the count: exports start at height 1).
     public var lastHeight: UInt64
+    /// Hash of the last record's header, or the genesis hash when there are none.
     public var head: Hash32
 
     /// Creates a trailer.

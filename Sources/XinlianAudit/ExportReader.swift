@@ -12,6 +12,7 @@ public final class ExportReader {
     public let path: String
     /// Size of the file in bytes.
     public let fileSize: UInt64
+    /// The header, checked for integrity on open; checking it against a genesis is the verifier's job.
     public let header: ExportHeader
     /// Checked for integrity on open; checking it against the records is the verifier's job.
     public let trailer: ExportTrailer

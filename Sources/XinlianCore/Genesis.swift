@@ -162,6 +162,7 @@ public struct Consortium: Sendable {
         guard !genesis.validators.isEmpty else {
             throw VerificationError(code: "invalid_genesis", message: "genesis names no validators")
         }
+        try Self.checkParameters(genesis.parameters)
         var keys: [InstitutionID: PublicKey] = [:]
         var roles: [InstitutionID: Set<InstitutionRole>] = [:]
         for institution in genesis.institutions {
@@ -186,6 +187,18 @@ public struct Consortium: Sendable {
         self.validators = try ValidatorSet(members, suite: suite)
         self.institutionKeys = keys
         self.institutionRoles = roles
+    }
+
+    static func checkParameters(_ parameters: ConsensusParameters) throws(VerificationError) {
+        guard (1...UInt32(Limits.blockTransactions)).contains(parameters.maxBlockTransactions) else {
+            throw VerificationError(code: "invalid_genesis",
+                                    message: "maxBlockTransactions must be between 1 and \(Limits.blockTransactions)")
+        }
+        let smallest = UInt32(Limits.transactionBytes), largest = UInt32(Limits.blockBytes)
+        guard (smallest...largest).contains(parameters.maxBlockBytes) else {
+            throw VerificationError(code: "invalid_genesis",
+                                    message: "maxBlockBytes must be between \(smallest) (one largest transaction) and \(largest)")
+        }
     }
 
     static func parseKey(_ hex: String, suite: CryptoSuite, owner: String) throws(VerificationError) -> PublicKey {

@@ -81,7 +81,7 @@ public struct TransactionBody: Hashable, Sendable, CanonicalCodable {
             try d.uscc("transaction.subject")
         }
         guard (subject != nil) == kind.hasSubject else {
-            throw decoder.error("invalid_value", "transaction.subject",
+            throw decoder.error("invalid_value", "transaction.kind",
                                 kind.hasSubject ? "kind \(kind) needs a subject" : "governance has no subject", at: subjectAt)
         }
         timeMs = try decoder.u64("transaction.time")

@@ -117,7 +117,11 @@ public struct API: Sendable {
         }
         let transaction: Transaction
         do { transaction = try Transaction(canonicalBytes: Array(data), limit: Limits.transactionBytes) } catch {
-            let code = error.field == "transaction.subject" && error.code == "invalid_value" ? "invalid_uscc" : "invalid_transaction"
+            let code = switch (error.field, error.code) {
+            case ("transaction.subject", "invalid_value"): "invalid_uscc"
+            case ("transaction.payload", "too_large"): "payload_too_large"
+            default: "invalid_transaction"
+            }
             return .failure(.init(index: index, code: code, message: error.description))
         }
         do { try engine.check(transaction) } catch {
@@ -153,7 +157,7 @@ public struct API: Sendable {
         let height: UInt64
         if text == "latest" {
             height = await engine.height
-        } else if let parsed = UInt64(text) {
+        } else if let parsed = UInt64(text), parsed >= 1 {
             height = parsed
         } else {
             throw APIError(.badRequest, "invalid_height", "height must be a positive integer or \"latest\"")
@@ -209,7 +213,7 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             throw APIError(error.status, code, error.body ?? error.status.reasonPhrase)
         } catch {
             context.logger.error("request failed", metadata: ["error": "\(error)", "uri": "\(request.uri)"])
-            throw APIError(.internalServerError, "internal", "\(error)")
+            throw APIError(.internalServerError, "internal", "internal error; the node's log has the details")
         }
     }
 }

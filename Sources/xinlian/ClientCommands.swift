@@ -1,4 +1,5 @@
 import ArgumentParser
+import NIOCore
 import Foundation
 import XinlianCore
 import XinlianCrypto
@@ -71,7 +72,7 @@ struct Status: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let status = try await NodeClient(node).get("/v1/status", as: NodeStatus.self)
+            let status = try await NodeClient(node).get("/v1/status", as: NodeStatus.self, timeout: .seconds(2))
             if short {
                 print("\(status.validator) \(node) \(status.height) \(status.lastBlockHash)")
             } else {

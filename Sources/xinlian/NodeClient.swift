@@ -15,15 +15,18 @@ struct NodeClient: Sendable {
         baseURL = url.hasSuffix("/") ? String(url.dropLast()) : url
     }
 
-    func get<T: Decodable>(_ path: String, as type: T.Type) async throws -> T {
-        try await send(path, method: .GET, body: nil, as: type)
+    /// AsyncHTTPClient keeps retrying a refused connection until the request's deadline, so reads that
+    /// should fail fast (status probes) pass a short one.
+    func get<T: Decodable>(_ path: String, as type: T.Type, timeout: TimeAmount = .seconds(10)) async throws -> T {
+        try await send(path, method: .GET, body: nil, as: type, timeout: timeout)
     }
 
     func post<T: Decodable>(_ path: String, json body: some Encodable, as type: T.Type) async throws -> T {
-        try await send(path, method: .POST, body: try JSONEncoder().encode(body), as: type)
+        try await send(path, method: .POST, body: try JSONEncoder().encode(body), as: type, timeout: .seconds(30))
     }
 
-    private func send<T: Decodable>(_ path: String, method: HTTPMethod, body: Data?, as type: T.Type) async throws -> T {
+    private func send<T: Decodable>(_ path: String, method: HTTPMethod, body: Data?, as type: T.Type,
+                                    timeout: TimeAmount) async throws -> T {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         if let body {
@@ -32,7 +35,7 @@ struct NodeClient: Sendable {
         }
         let response: HTTPClientResponse
         do {
-            response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            response = try await HTTPClient.shared.execute(request, timeout: timeout)
         } catch {
             throw CLIError("cannot reach \(baseURL): \(error)")
         }

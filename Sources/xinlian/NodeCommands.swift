@@ -105,6 +105,7 @@ struct Init: AsyncParsableCommand {
 
     @Option(help: "Node home directory.") var home: String
     @Option(help: "This node's validator id.") var validator: String
+    @Option(help: "The member institution that runs this node.") var institution: String = "your-institution"
     @Option(help: "Crypto suite of the consortium.") var suite: String = CryptoSuiteID.ed25519SHA256.rawValue
     @Option(help: "API listen address.") var api: String = "127.0.0.1:8600"
     @Option(help: "Peer-to-peer listen address.") var p2p: String = "127.0.0.1:26600"
@@ -121,7 +122,7 @@ struct Init: AsyncParsableCommand {
             let key = CryptoSuite(suiteID).generateSigningKey()
             try KeyFile(owner: id, key: key).write(path: home + "/validator.key")
             try NodeConfig(validator: id, apiListen: api, p2pListen: p2p).write(home: home)
-            try printJSON(ValidatorRecord(id: id, institution: "your-institution", publicKey: key.publicKey.bytes.hexString,
+            try printJSON(ValidatorRecord(id: id, institution: try Name(institution), publicKey: key.publicKey.bytes.hexString,
                                           power: 10, p2pAddress: p2p, apiAddress: api))
         }
     }
@@ -146,6 +147,32 @@ struct Start: AsyncParsableCommand {
             var logger = Logger(label: "xinlian")
             logger.logLevel = level
             try await NodeRunner.run(home: home, logger: logger)
+        }
+    }
+}
+
+struct Keygen: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create an institution's signing key file and print its genesis entry.",
+        discussion: "Example: xinlian keygen --owner bank-c --suite sm2-sm3 --role member --output bank-c.key")
+
+    @Option(help: "Institution id.") var owner: String
+    @Option(help: "Crypto suite of the consortium.") var suite: String = CryptoSuiteID.ed25519SHA256.rawValue
+    @Option(help: "Role for the printed genesis entry (repeatable).") var role: [String] = ["member"]
+    @Option(help: "Key file to write (must not exist).") var output: String
+
+    func run() async throws {
+        try await reportingErrors {
+            guard let suiteID = CryptoSuiteID(rawValue: suite) else { throw CLIError("unknown suite \(suite)") }
+            let roles = try role.map { name -> InstitutionRole in
+                guard let parsed = InstitutionRole(rawValue: name) else { throw CLIError("unknown role \(name)") }
+                return parsed
+            }
+            guard !FileManager.default.fileExists(atPath: output) else { throw CLIError("\(output) already exists") }
+            let id = try Name(owner)
+            let key = CryptoSuite(suiteID).generateSigningKey()
+            try KeyFile(owner: id, key: key).write(path: output)
+            try printJSON(InstitutionRecord(id: id, name: owner, roles: roles, publicKey: key.publicKey.bytes.hexString))
         }
     }
 }

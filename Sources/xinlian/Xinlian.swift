@@ -12,7 +12,8 @@ struct Xinlian: AsyncParsableCommand {
             Audit a node's data:        xinlian audit verify --genesis .cluster/genesis.json --data .cluster/node0/data
             """,
         subcommands: [
-            Testnet.self, Init.self, Start.self, Submit.self, Status.self, Export.self, Audit.self, Reindex.self, Load.self,
+            Testnet.self, Init.self, Keygen.self, Start.self, Submit.self, Status.self, Export.self, Audit.self,
+            Reindex.self, Load.self, Bench.self,
         ])
 }
 

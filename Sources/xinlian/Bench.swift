@@ -1,0 +1,83 @@
+import ArgumentParser
+import Foundation
+import Logging
+import XinlianAudit
+import XinlianCore
+import XinlianCrypto
+import XinlianNode
+
+/// Measures the node's and the auditor's throughput as ratios of this machine's raw signature-verification rate.
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure throughput against this machine's raw signature-verification rate (use a release build).",
+        discussion: "Example: .build/release/xinlian bench --transactions 20000 --suite ed25519-sha256")
+
+    @Option(help: "Transactions in the measured ledger.") var transactions: Int = 20_000
+    @Option(help: "Crypto suite.") var suite: String = CryptoSuiteID.ed25519SHA256.rawValue
+
+    func run() async throws {
+        try await reportingErrors {
+            guard let suiteID = CryptoSuiteID(rawValue: suite) else { throw CLIError("unknown suite \(suite)") }
+            let cores = ProcessInfo.processInfo.activeProcessorCount
+            let raw = try rawVerificationsPerSecond(CryptoSuite(suiteID))
+            print(String(format: "raw %@ verifications: %.0f /s per core, %d cores", suite, raw, cores))
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("xinlian-bench-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let (consortium, commitRate) = try await commitThroughput(suite: suiteID, directory: directory)
+            print(String(format: "commit path (admit, block, fsync, index): %.0f tx/s = %.2f × raw single-core verification",
+                         commitRate, commitRate / raw))
+            let start = ContinuousClock.now
+            let report = try AuditVerifier.verify(dataDirectory: directory + "/data", consortium: consortium, options: AuditOptions())
+            let auditRate = Double(report.transactions) / seconds(ContinuousClock.now - start)
+            print(String(format: "offline audit: %.0f tx/s = %.2f × raw verification on all %d cores", auditRate,
+                         auditRate / (raw * Double(cores)), cores))
+        }
+    }
+
+    private func rawVerificationsPerSecond(_ suite: CryptoSuite) throws -> Double {
+        let key = suite.generateSigningKey()
+        let message = [UInt8](repeating: 7, count: 200)
+        let signature = try key.sign(message)
+        let count = suite.id == .sm2SM3 ? 2_000 : 10_000
+        let start = ContinuousClock.now
+        var valid = 0
+        for _ in 0..<count where key.publicKey.isValidSignature(signature, for: message) { valid += 1 }
+        guard valid == count else { throw CLIError("verification failed during the benchmark") }
+        return Double(count) / seconds(ContinuousClock.now - start)
+    }
+
+    private func commitThroughput(suite: CryptoSuiteID, directory: String) async throws -> (Consortium, Double) {
+        let cryptoSuite = CryptoSuite(suite)
+        let validator = cryptoSuite.generateSigningKey()
+        let bank = cryptoSuite.generateSigningKey()
+        let consortium = try Consortium(Genesis(
+            chainId: "bench", cryptoSuite: suite, genesisTimeMs: 0, parameters: .defaults,
+            institutions: [InstitutionRecord(id: "bank", name: "bank", roles: [.member], publicKey: bank.publicKey.bytes.hexString)],
+            validators: [ValidatorRecord(id: "v", institution: "bank", publicKey: validator.publicKey.bytes.hexString, power: 1,
+                                         p2pAddress: "127.0.0.1:1", apiAddress: "127.0.0.1:2")]))
+        let signed = try (0..<transactions).map { index in
+            let subject = try USCC.withCheckCharacter(String(format: "91310000%09d", index % 50_000))
+            let body = TransactionBody(chainID: "bench", kind: .facilityUpdated, reporter: "bank", subject: subject, timeMs: 0,
+                                       nonce: UInt64(index), payload: Array("{\"balance\":\(index)}".utf8))
+            return try Transaction.sign(body, with: bank)
+        }
+        var logger = Logger(label: "bench")
+        logger.logLevel = .warning
+        let engine = try NodeEngine(consortium: consortium, validatorID: "v", validatorKey: validator,
+                                    dataDirectory: directory + "/data", metrics: NodeMetrics(), logger: logger)
+        let start = ContinuousClock.now
+        for chunk in stride(from: 0, to: signed.count, by: 1_000) {
+            let batch = Array(signed[chunk..<min(chunk + 1_000, signed.count)])
+            for transaction in batch { try engine.check(transaction) }
+            _ = try await engine.admit(batch)
+            while try await engine.produceBlock() != nil {}
+        }
+        let rate = Double(transactions) / seconds(ContinuousClock.now - start)
+        await engine.shutdown()
+        return (consortium, rate)
+    }
+
+    private func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}

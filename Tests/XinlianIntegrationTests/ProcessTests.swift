@@ -1,0 +1,185 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+
+/// Runs the real `xinlian` binary (built beside the test bundle) as separate processes on loopback.
+struct CLI {
+    static let binary: String = {
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("xinlian").path
+        if FileManager.default.isExecutableFile(atPath: beside) { return beside }
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return repo.appendingPathComponent(".build/debug/xinlian").path
+    }()
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var lastLine: String { stdout.split(separator: "\n").last.map(String.init) ?? "" }
+    }
+
+    /// Runs to completion; output goes through files so a large output cannot block the child.
+    static func run(_ arguments: [String], stdin: String? = nil) throws -> Output {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("xinlian-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let out = directory.appendingPathComponent("out"), err = directory.appendingPathComponent("err")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        process.standardError = try FileHandle(forWritingTo: err)
+        let input = Pipe()
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus,
+                      stdout: String(decoding: try Data(contentsOf: out), as: UTF8.self),
+                      stderr: String(decoding: try Data(contentsOf: err), as: UTF8.self))
+    }
+
+    static func start(home: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["start", "--home", home]
+        let log = home + "/node.log"
+        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        try handle.seekToEnd()
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        return process
+    }
+}
+
+/// A port the kernel says is free right now.
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+    }
+    #expect(bound == 0)
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Polls `condition` until it holds or `seconds` pass: waiting on an observable state, not a fixed sleep.
+func eventually(_ seconds: Double, _ condition: () throws -> Bool) throws -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try condition() { return true }
+        usleep(50_000)
+    }
+    return try condition()
+}
+
+func fetchJSON(_ url: String) async throws -> [String: Any] {
+    let (data, _) = try await URLSession.shared.data(from: try #require(URL(string: url)))
+    return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+}
+
+@Suite("Real node processes on loopback", .serialized)
+struct ProcessTests {
+    /// Start a node, load it, SIGKILL it during load, restart: every block it reported committed is still
+    /// there; stop it with SIGTERM (exit 0); the data and an export audit to the same line; one flipped
+    /// byte in the export fails the audit.
+    @Test func killDuringLoadRestartAndAudit() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("xinlian-it-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let port = try freePort()
+        let url = "http://127.0.0.1:\(port)"
+        let testnet = try CLI.run(["testnet", "--validators", "1", "--output", root, "--api-port", String(port)])
+        try #require(testnet.status == 0, "\(testnet.stderr)")
+        let home = root + "/node0"
+        var node = try CLI.start(home: home)
+        defer { if node.isRunning { kill(node.processIdentifier, SIGKILL) } }
+        #expect(try eventually(30) { try CLI.run(["status", "--node", url]).status == 0 })
+
+        let key = root + "/institutions/bank-a.key"
+        let first = try CLI.run(["load", "--node", url, "--key", key, "--count", "300", "--seed", "1"])
+        try #require(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout.contains("committed 300 transactions"))
+
+        // Load again in the background and kill the node while blocks are being committed.
+        let background = Process()
+        background.executableURL = URL(fileURLWithPath: CLI.binary)
+        background.arguments = ["load", "--node", url, "--key", key, "--count", "3000", "--batch", "50", "--seed", "2", "--timeout", "20"]
+        background.standardOutput = FileHandle.nullDevice
+        background.standardError = FileHandle.nullDevice
+        let before = try await fetchJSON(url + "/v1/status")
+        let heightBefore = try #require(before["height"] as? Int)
+        try background.run()
+        var reported = heightBefore
+        #expect(try eventually(30) {
+            let line = try CLI.run(["status", "--node", url, "--short"]).stdout.split(separator: " ")
+            reported = line.count > 2 ? Int(line[2]) ?? 0 : 0
+            return reported >= heightBefore + 3
+        })
+        let reportedHeader = try await fetchJSON(url + "/v1/headers/\(reported)")
+        kill(node.processIdentifier, SIGKILL)
+        node.waitUntilExit()
+        background.waitUntilExit()
+
+        node = try CLI.start(home: home)
+        #expect(try eventually(30) { try CLI.run(["status", "--node", url]).status == 0 })
+        let after = try await fetchJSON(url + "/v1/status")
+        #expect(try #require(after["height"] as? Int) >= reported)
+        let sameHeader = try await fetchJSON(url + "/v1/headers/\(reported)")
+        #expect((sameHeader["header"] as? [String: Any])?["hash"] as? String
+                == (reportedHeader["header"] as? [String: Any])?["hash"] as? String)
+
+        // Graceful stop, then the offline audit of the data and of an export.
+        let finalStatus = try await fetchJSON(url + "/v1/status")
+        kill(node.processIdentifier, SIGTERM)
+        node.waitUntilExit()
+        #expect(node.terminationStatus == 0)
+        let genesis = root + "/genesis.json"
+        let audit = try CLI.run(["audit", "verify", "--genesis", genesis, "--data", home + "/data"])
+        #expect(audit.status == 0, "\(audit.stderr)")
+        let expected = "height \(finalStatus["height"] as? Int ?? -1) head \(finalStatus["lastBlockHash"] as? String ?? "")"
+        #expect(audit.lastLine == expected)
+
+        let export = root + "/chain.xlx"
+        #expect(try CLI.run(["export", "--data", home + "/data", "--output", export]).status == 0)
+        let exported = try CLI.run(["audit", "verify", "--genesis", genesis, "--export", export])
+        #expect(exported.status == 0, "\(exported.stderr)")
+        #expect(exported.lastLine == expected)
+
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: export))
+        for offset in [3, bytes.count / 2, bytes.count - 10] {
+            bytes[offset] ^= 0x40
+            try bytes.write(to: URL(fileURLWithPath: export))
+            let tampered = try CLI.run(["audit", "verify", "--genesis", genesis, "--export", export])
+            #expect(tampered.status != 0, "flip at \(offset) went unnoticed")
+            #expect(tampered.stderr.contains("byte"), "\(tampered.stderr)")
+            bytes[offset] ^= 0x40
+        }
+    }
+
+    @Test func cliFailuresAreOneLineAndNonZero() throws {
+        let missing = try CLI.run(["audit", "verify", "--genesis", "/nonexistent/genesis.json", "--data", "/nonexistent"])
+        #expect(missing.status != 0)
+        #expect(missing.stderr.split(separator: "\n").count == 1)
+        let unreachable = try CLI.run(["status", "--node", "http://127.0.0.1:\(try freePort())"])
+        #expect(unreachable.status != 0)
+        #expect(unreachable.stderr.hasPrefix("error:"))
+    }
+}
