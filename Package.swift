@@ -40,11 +40,12 @@ let package = Package(
         .target(name: "XinlianCore", dependencies: ["XinlianCrypto", "XinlianMerkle"], swiftSettings: strict),
 
         // Shell.
-        .target(name: "XinlianStorage", dependencies: ["XinlianCore", "CXinlianSQLite"], swiftSettings: strict),
+        .target(name: "XinlianStorage", dependencies: ["XinlianCore", "XinlianCrypto", "XinlianMerkle", "CXinlianSQLite"],
+                swiftSettings: strict),
         .target(name: "XinlianAudit", dependencies: ["XinlianCore", "XinlianStorage", "XinlianCrypto", "XinlianMerkle"],
                 swiftSettings: strict),
         .target(name: "XinlianNode", dependencies: [
-            "XinlianCore", "XinlianStorage",
+            "XinlianCore", "XinlianStorage", "XinlianCrypto", "XinlianMerkle",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -54,7 +55,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ], swiftSettings: strict),
         .executableTarget(name: "xinlian", dependencies: [
-            "XinlianCore", "XinlianStorage", "XinlianAudit", "XinlianNode",
+            "XinlianCore", "XinlianCrypto", "XinlianStorage", "XinlianAudit", "XinlianNode",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Logging", package: "swift-log"),
@@ -65,12 +66,13 @@ let package = Package(
         // Tests.
         .testTarget(name: "XinlianCryptoTests", dependencies: ["XinlianCrypto"], swiftSettings: strict),
         .testTarget(name: "XinlianMerkleTests", dependencies: ["XinlianMerkle", "XinlianCrypto"], swiftSettings: strict),
-        .testTarget(name: "XinlianCoreTests", dependencies: ["XinlianCore"], swiftSettings: strict),
-        .testTarget(name: "XinlianStorageTests", dependencies: ["XinlianStorage", "XinlianCore"], swiftSettings: strict),
+        .testTarget(name: "XinlianCoreTests", dependencies: ["XinlianCore", "XinlianCrypto"], swiftSettings: strict),
+        .testTarget(name: "XinlianStorageTests", dependencies: ["XinlianStorage", "XinlianCore", "XinlianCrypto"],
+                    swiftSettings: strict),
         .testTarget(name: "XinlianAuditTests", dependencies: ["XinlianAudit", "XinlianStorage", "XinlianCore", "XinlianCrypto"],
                     swiftSettings: strict),
         .testTarget(name: "XinlianNodeTests", dependencies: [
-            "XinlianNode", "XinlianCore", "XinlianStorage",
+            "XinlianNode", "XinlianCore", "XinlianStorage", "XinlianCrypto", "XinlianMerkle",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ], swiftSettings: strict),
         .testTarget(name: "XinlianIntegrationTests", dependencies: [], swiftSettings: strict),

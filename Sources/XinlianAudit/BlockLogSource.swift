@@ -1,3 +1,4 @@
+import XinlianCore
 import XinlianStorage
 
 /// A node data directory's block log, read only through `BlockLog.scan` (which never writes).
@@ -22,7 +23,7 @@ struct BlockLogSource {
     /// I/O failures (a missing directory, an unreadable segment) become faults.
     func scan(_ visit: (RecordLocation, [UInt8]) -> Void) throws(AuditFault) -> BlockLog.ScanReport {
         do throws(StorageError) {
-            return try BlockLog.scan(directory: blocksDirectory, options: BlockLog.Options(), visit: visit)
+            return try BlockLog.scan(directory: blocksDirectory, options: BlockLog.Options(recordSizeLimitBytes: Limits.recordBytes), visit: visit)
         } catch {
             throw fault(error, height: nil)
         }

@@ -21,7 +21,7 @@ public indirect enum JSONValue: Sendable, Hashable, Codable {
         } else if let value = try? container.decode(Bool.self) {
             self = .bool(value)
         } else if let value = try? container.decode(Int64.self) {
-            guard abs(value) <= Self.integerLimit else {
+            guard value.magnitude <= Self.integerLimit.magnitude else {
                 throw Swift.DecodingError.dataCorruptedError(in: container, debugDescription: "integer beyond ±2^53")
             }
             self = .integer(value)

@@ -35,6 +35,21 @@ public enum TransactionRules {
                                     transactionIndex: index)
         }
     }
+
+    /// Who may submit what through a node's API, until the credit model's role rules land: nobody submits
+    /// `queryRecord` (the node writes it when it serves a report) or `governance` (it needs two thirds of
+    /// the validators' signatures); auditors submit nothing.
+    public static func checkSubmission(_ transaction: Transaction, consortium: Consortium) throws(VerificationError) {
+        let body = transaction.body
+        guard body.kind != .queryRecord, body.kind != .governance else {
+            throw VerificationError(code: "kind_not_submittable",
+                                    message: "\(body.kind.rawValue) transactions are not accepted through the API")
+        }
+        let roles = consortium.institutionRoles[body.reporter] ?? []
+        guard !roles.isEmpty, roles != [.auditor] else {
+            throw VerificationError(code: "role_not_permitted", message: "\(body.reporter) has no role that may submit")
+        }
+    }
 }
 
 /// Pure checks of committed blocks, shared by the node, block sync and the offline auditor.
@@ -56,6 +71,10 @@ public enum BlockVerifier {
         }
         guard header.validatorSetHash == consortium.validators.hash else {
             throw VerificationError(code: "bad_validator_set", message: "validator set hash does not match genesis")
+        }
+        guard record.block.transactions.count == Int(header.transactionCount) else {
+            throw VerificationError(code: "bad_transaction_count",
+                                    message: "header says \(header.transactionCount) transactions, block has \(record.block.transactions.count)")
         }
         guard consortium.validators.member(header.proposer) != nil else {
             throw VerificationError(code: "unknown_proposer", message: "proposer \(header.proposer) is not a validator")
@@ -83,7 +102,13 @@ public enum BlockVerifier {
             throw VerificationError(code: "bad_certificate", message: "certificate is for another block")
         }
         var power: UInt64 = 0
+        var previous: ValidatorID?
         for item in certificate.signatures {
+            // Strictly increasing ids: no signer counted twice, whether decoded or assembled in memory.
+            guard previous.map({ $0 < item.validator }) ?? true else {
+                throw VerificationError(code: "bad_certificate", message: "signers must be sorted with no repeats")
+            }
+            previous = item.validator
             guard let member = consortium.validators.member(item.validator) else {
                 throw VerificationError(code: "bad_certificate", message: "signer \(item.validator) is not a validator")
             }

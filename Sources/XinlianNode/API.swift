@@ -96,7 +96,9 @@ public struct API: Sendable {
             }
         }
         guard let first = failures.first else { return transactions }
-        for failure in failures {
+        // Remember a refusal only once the reporter's signature verified: anyone could otherwise post a
+        // real transaction's body with a bad signature and have it reported as rejected.
+        for failure in failures where Self.codesAfterSignature.contains(failure.code) {
             if let transaction = Self.decoded(encoded[failure.index]) {
                 await engine.recordRejection(transaction.id(engine.consortium.suite),
                                              VerificationError(code: failure.code, message: failure.message))
@@ -105,6 +107,8 @@ public struct API: Sendable {
         let message = failures.count == 1 ? first.message : "\(failures.count) of \(encoded.count) transactions refused; nothing was admitted"
         throw APIError(.badRequest, first.code, message, items: failures)
     }
+
+    static let codesAfterSignature: Set<String> = ["invalid_payload", "kind_not_submittable", "role_not_permitted"]
 
     static func decoded(_ text: String) -> Transaction? {
         guard let data = Data(base64Encoded: text) else { return nil }

@@ -88,6 +88,7 @@ public actor NodeEngine {
     /// Stateless checks, run outside the actor so that many requests verify signatures in parallel.
     public nonisolated func check(_ transaction: Transaction) throws(VerificationError) {
         try TransactionRules.check(transaction, consortium: consortium)
+        try TransactionRules.checkSubmission(transaction, consortium: consortium)
         guard Payload.isCanonical(transaction.body.payload) else {
             throw VerificationError(code: "invalid_payload",
                                     message: "payload must be the canonical text of a JSON object (see docs/formats.md)")
@@ -171,30 +172,50 @@ public actor NodeEngine {
             transactionCount: UInt32(transactions.count))
         let certificate = try certify(header)
         let record = CommittedBlock(block: Block(header: header, transactions: transactions), certificate: certificate)
-        try commit(record, prepared: prepared)
+        try commit(record, prepared: prepared, signaturesChecked: true)
         let committedMs = now()
         for entry in entries {
-            metrics.commitLatency.recordNanoseconds(Int64(committedMs &- entry.admittedMs) * 1_000_000)
+            // A wall clock stepped backwards counts as zero latency rather than a negative one.
+            let latencyMs = committedMs > entry.admittedMs ? committedMs - entry.admittedMs : 0
+            metrics.commitLatency.recordNanoseconds(Int64(clamping: latencyMs) * 1_000_000)
         }
         return header
     }
 
     /// Signs this validator's precommit for `header` (through the double-sign guard) and wraps it as a certificate.
+    ///
+    /// If a precommit was already signed at this height (the process died between signing and the log's
+    /// fsync), that signature never left the process; the block is proposed afresh in the next round, as
+    /// Tendermint would, so the guard never has to sign two messages at one (height, round, step).
     private func certify(_ header: BlockHeader) throws -> CommitCertificate {
         let blockHash = header.hash(consortium.suite)
-        let vote = Vote(chainID: consortium.chainID, kind: .precommit, height: header.height, round: 0, blockHash: blockHash,
-                        validator: validatorID)
-        let signature = try signer.sign(vote.signingBytes, height: header.height, round: 0, step: .precommit)
-        return CommitCertificate(height: header.height, round: 0, blockHash: blockHash,
+        var round: UInt32 = 0
+        if let last = signer.last, last.height == header.height { round = last.round + 1 }
+        let vote = Vote(chainID: consortium.chainID, kind: .precommit, height: header.height, round: round,
+                        blockHash: blockHash, validator: validatorID)
+        let signature = try signer.sign(vote.signingBytes, height: header.height, round: round, step: .precommit)
+        return CommitCertificate(height: header.height, round: round, blockHash: blockHash,
                                  signatures: [CommitSignature(validator: validatorID, signature: signature)])
     }
 
-    /// The one commit path: verify, append durably to the log and index, then drop the block's transactions from the mempool.
-    public func commit(_ record: CommittedBlock, prepared: PreparedState) throws {
+    /// The one commit path: verify, append durably to the log and index, then drop the block's transactions
+    /// from the mempool. `signaturesChecked` is true only for blocks built here from admitted transactions;
+    /// blocks from elsewhere have every signature verified again.
+    public func commit(_ record: CommittedBlock, prepared: PreparedState, signaturesChecked: Bool = false) throws {
         try BlockVerifier.checkStructure(record, height: store.height + 1, previousHash: store.lastBlockHash,
                                          consortium: consortium)
-        try store.append(record, prepared: prepared)
+        if !signaturesChecked {
+            try BlockVerifier.checkSignatures(record.block.transactions[...], consortium: consortium)
+        }
         let ids = record.block.transactions.map { $0.id(consortium.suite) }
+        guard Set(ids).count == ids.count else {
+            throw VerificationError(code: "duplicate_transaction", message: "a transaction appears twice in the block")
+        }
+        for (index, id) in ids.enumerated() where try store.contains(id) {
+            throw VerificationError(code: "duplicate_transaction", message: "transaction \(id) is already committed",
+                                    transactionIndex: index)
+        }
+        try store.append(record, prepared: prepared)
         mempool.remove(ids)
         lastBlockProducedMs = now()
         metrics.height.record(Int64(record.block.header.height))
@@ -216,10 +237,13 @@ public actor NodeEngine {
 
     public func record(at height: UInt64) throws -> CommittedBlock { try store.record(at: height) }
 
-    /// A committed transaction with everything needed to check its inclusion offline.
-    public func inclusion(of id: Hash32) throws -> InclusionProof? {
-        guard let location = try store.location(of: id) else { return nil }
-        let record = try store.record(at: location.height)
+    public func location(of id: Hash32) throws -> TransactionLocation? { try store.location(of: id) }
+
+    /// A committed transaction with everything needed to check its inclusion offline. Built outside the
+    /// actor: hashing a large block's leaves must not hold up block production.
+    public nonisolated func inclusion(of id: Hash32) async throws -> InclusionProof? {
+        guard let location = try await location(of: id) else { return nil }
+        let record = try await record(at: location.height)
         let leaves = Block.leafHashes(record.block.transactions, suite: consortium.suite)
         let path = try MerkleTree.inclusionProof(index: location.index, leafHashes: leaves,
                                                  hasher: MerkleHasher(suite: consortium.suite))

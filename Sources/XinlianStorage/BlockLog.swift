@@ -389,33 +389,43 @@ struct SegmentScanner {
         }
         let header = try file.read(count: SegmentLayout.frameHeaderSize, at: offset)
         let length = UInt64(header.bigEndian(UInt32.self, at: 0))
-        guard length <= recordSizeLimit else {
-            return .damaged(reason: "payload length \(length) exceeds limit \(recordSizeLimit)", torn: remaining == headerSize)
+        let reason: String
+        if length > recordSizeLimit {
+            reason = "payload length \(length) exceeds limit \(recordSizeLimit)"
+        } else if remaining - headerSize < length {
+            reason = "incomplete payload (\(remaining - headerSize) of \(length) bytes)"
+        } else {
+            let payload = try file.read(count: Int(length), at: offset + headerSize)
+            let stored = header.bigEndian(UInt32.self, at: SegmentLayout.checksumFieldOffset)
+            if SegmentLayout.frameChecksum(length: UInt32(length), payload: payload) == stored { return .valid(payload) }
+            reason = "checksum mismatch"
         }
-        guard remaining - headerSize >= length else {
-            return .damaged(reason: "incomplete payload (\(remaining - headerSize) of \(length) bytes)", torn: true)
-        }
-        let payload = try file.read(count: Int(length), at: offset + headerSize)
-        guard SegmentLayout.frameChecksum(length: UInt32(length), payload: payload) == header.bigEndian(UInt32.self, at: SegmentLayout.checksumFieldOffset) else {
-            let followed = try validFrameExists(file, from: offset + headerSize + length, size: size)
-            return .damaged(reason: "checksum mismatch", torn: !followed)
-        }
-        return .valid(payload)
+        // Only damage with no intact frame anywhere after it is a torn write. A damaged length field
+        // misaligns the frame chain, so look for a valid frame at every byte offset, not just on the chain.
+        let intact = try firstIntactFrame(file, after: offset, size: size)
+        return .damaged(reason: intact.map { "\(reason); an intact frame follows at byte \($0)" } ?? reason, torn: intact == nil)
     }
 
-    /// Whether a complete frame with a matching checksum occurs in the frame chain starting at `start`.
-    private func validFrameExists(_ file: PosixFile, from start: UInt64, size: UInt64) throws(StorageError) -> Bool {
-        let headerSize = UInt64(SegmentLayout.frameHeaderSize)
-        var offset = start
-        while size - offset >= headerSize {
-            let header = try file.read(count: SegmentLayout.frameHeaderSize, at: offset)
-            let length = UInt64(header.bigEndian(UInt32.self, at: 0))
-            guard length <= recordSizeLimit, size - offset - headerSize >= length else { return false }
-            let payload = try file.read(count: Int(length), at: offset + headerSize)
-            if SegmentLayout.frameChecksum(length: UInt32(length), payload: payload) == header.bigEndian(UInt32.self, at: SegmentLayout.checksumFieldOffset) { return true }
-            offset += headerSize + length
+    /// The offset of the first complete frame with a matching checksum that starts after `offset`, at any byte
+    /// position. Runs only on the recovery path; reads the rest of the segment once.
+    private func firstIntactFrame(_ file: PosixFile, after offset: UInt64, size: UInt64) throws(StorageError) -> UInt64? {
+        let start = offset + 1
+        guard size > start else { return nil }
+        let bytes = try file.read(count: Int(size - start), at: start)
+        let headerSize = SegmentLayout.frameHeaderSize
+        var position = 0
+        while position + headerSize <= bytes.count {
+            let length = bytes.bigEndian(UInt32.self, at: position)
+            let end = position + headerSize + Int(length)
+            if UInt64(length) <= recordSizeLimit, end <= bytes.count {
+                let stored = bytes.bigEndian(UInt32.self, at: position + SegmentLayout.checksumFieldOffset)
+                if SegmentLayout.frameChecksum(length: length, payload: bytes[(position + headerSize)..<end]) == stored {
+                    return start + UInt64(position)
+                }
+            }
+            position += 1
         }
-        return false
+        return nil
     }
 }
 
@@ -515,8 +525,9 @@ public struct TornTail: Sendable, Equatable, CustomStringConvertible {
 public final class BlockLog {
     /// Tunable limits.
     public struct Options: Sendable, Equatable {
-        /// Default maximum payload size: 16 MiB.
-        public static let defaultRecordSizeLimitBytes = 16 << 20
+        /// Default maximum payload size: 16 MiB of transactions plus 256 KiB for header and certificate
+        /// (`Limits.recordBytes`).
+        public static let defaultRecordSizeLimitBytes = (16 << 20) + (256 << 10)
         /// Default segment size after which a new segment is started: 64 MiB.
         public static let defaultSegmentSizeTargetBytes = 64 << 20
 

@@ -145,6 +145,18 @@ public final class LedgerIndex {
         defer { statement.reset() }
         try statement.bind([.text(subject.code)])
         guard try statement.step() else { return nil }
+        guard let head = Hash32(bytes: statement.blob(0)) else {
+            throw StorageError.corrupt(file: "index.sqlite", offset: 0, reason: "enterprise \(subject) has a malformed head")
+        }
+        return head
+    }
+
+    /// The hash the index recorded for the block at `height`.
+    public func blockHash(at height: UInt64) throws -> Hash32? {
+        let statement = try db.prepare("SELECT hash FROM blocks WHERE height = ?")
+        defer { statement.reset() }
+        try statement.bind([.integer(Int64(height))])
+        guard try statement.step() else { return nil }
         return Hash32(bytes: statement.blob(0))
     }
 

@@ -8,6 +8,11 @@ public struct PreparedState: Sendable {
     public var heads: [USCC: Hash32]
     public var update: SMTUpdate
     public var stateRoot: Hash32 { update.root }
+
+    public init(heads: [USCC: Hash32], update: SMTUpdate) {
+        self.heads = heads
+        self.update = update
+    }
 }
 
 /// A node's ledger on disk: the block log (source of truth) and the SQLite index derived from it.
@@ -23,6 +28,8 @@ public final class LedgerStore {
     public private(set) var lastBlockHash: Hash32
     /// Set when opening cut a torn record off the end of the log.
     public let recoveredTornTail: TornTail?
+    /// Set when the index could not follow the log; every later write refuses until the store is reopened.
+    public private(set) var failure: StorageError?
 
     let log: BlockLog
     let index: LedgerIndex
@@ -39,11 +46,12 @@ public final class LedgerStore {
         self.dataDirectory = dataDirectory
         self.lastBlockHash = consortium.genesisHash
         self.tree = SparseMerkleTree(suite: consortium.suite)
-        self.log = try BlockLog(directory: Self.blocksDirectory(dataDirectory))
+        self.log = try BlockLog(directory: Self.blocksDirectory(dataDirectory),
+                                options: BlockLog.Options(recordSizeLimitBytes: Limits.recordBytes))
         self.recoveredTornTail = log.recoveredTornTail
         let tail = try Self.checkTail(log: log, consortium: consortium)
         (self.height, self.lastHeader, self.lastBlockHash) = (tail.height, tail.header, tail.hash)
-        self.index = try Self.openIndex(path: Self.indexPath(dataDirectory), logHeight: UInt64(log.count))
+        self.index = try Self.openIndex(path: Self.indexPath(dataDirectory), log: log, consortium: consortium)
         try catchUpIndex()
     }
 
@@ -72,14 +80,24 @@ public final class LedgerStore {
         return (count, header, previous)
     }
 
-    /// Opens the index; one that claims blocks the log does not have is derived data, so it is rebuilt.
-    private static func openIndex(path: String, logHeight: UInt64) throws -> LedgerIndex {
-        do {
-            let index = try LedgerIndex(path: path)
-            if try index.height() <= logHeight { return index }
+    /// Opens the index and checks that it describes this log. The log is fsynced before the index is
+    /// updated, so an index ahead of the log means committed blocks vanished from the log: that is
+    /// refused, not repaired (`xinlian reindex` accepts the log as it is, deliberately).
+    private static func openIndex(path: String, log: BlockLog, consortium: Consortium) throws -> LedgerIndex {
+        let index = try LedgerIndex(path: path)
+        let indexed = try index.height()
+        guard indexed <= UInt64(log.count) else {
+            throw StorageError.corrupt(file: "blocks", offset: 0, reason: "the index has \(indexed) blocks but the block log "
+                + "only \(log.count): committed blocks are missing from the log; restore it, or run xinlian reindex to accept it")
         }
-        try removeIndex(path: path)
-        return try LedgerIndex(path: path)
+        if indexed > 0 {
+            let logHash = try readRecord(log: log, height: indexed).block.header.hash(consortium.suite)
+            guard try index.blockHash(at: indexed) == logHash else {
+                throw StorageError.corrupt(file: "index.sqlite", offset: 0,
+                                           reason: "the index describes another chain at height \(indexed); run xinlian reindex")
+            }
+        }
+        return index
     }
 
     private static func removeIndex(path: String) throws {
@@ -154,19 +172,35 @@ public final class LedgerStore {
 
     /// Appends a block that consensus made final. Durable (fsynced) when this returns.
     public func append(_ record: CommittedBlock, prepared: PreparedState) throws {
+        if let failure { throw failure }
         let header = record.block.header
-        precondition(header.height == height + 1, "append out of order: \(header.height) after \(height)")
-        precondition(header.previousHash == lastBlockHash, "append does not link to the last block")
-        precondition(header.stateRoot == prepared.stateRoot, "prepared state does not match the header")
+        guard header.height == height + 1, header.previousHash == lastBlockHash else {
+            throw StorageError.invalidArgument("block \(header.height) does not extend height \(height)")
+        }
+        guard header.stateRoot == prepared.stateRoot else {
+            throw StorageError.invalidArgument("block \(header.height): prepared state does not match the state root")
+        }
         let bytes = record.canonicalBytes
         // Paired assertion: what is written must read back as the same block.
-        assert((try? CommittedBlock(canonicalBytes: bytes, limit: Limits.recordBytes)) == record)
+        guard (try? CommittedBlock(canonicalBytes: bytes, limit: Limits.recordBytes)) == record else {
+            throw StorageError.invalidArgument("block \(header.height) does not survive its own encoding")
+        }
         _ = try log.append(bytes)
         height = header.height
         lastHeader = header
         lastBlockHash = header.hash(consortium.suite)
-        try index.apply(record, suite: consortium.suite, heads: prepared.heads, nodes: prepared.update.newNodes)
+        do {
+            try index.apply(record, suite: consortium.suite, heads: prepared.heads, nodes: prepared.update.newNodes)
+        } catch {
+            // The block is durable in the log but not indexed: refuse further writes; the next start replays it.
+            let failed = StorageError.poisoned(reason: "index update failed after block \(header.height) was logged: \(error)")
+            failure = failed
+            throw failed
+        }
     }
+
+    /// Whether `id` is already committed.
+    public func contains(_ id: Hash32) throws -> Bool { try index.location(of: id) != nil }
 
     public func close() {
         log.close()

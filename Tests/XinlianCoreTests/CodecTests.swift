@@ -158,3 +158,76 @@ struct PayloadTests {
         #expect(throws: VerificationError.self) { try Payload.canonicalize(Array(text.utf8)) }
     }
 }
+
+@Suite("Verification rules")
+struct VerificationRuleTests {
+    /// A certificate assembled in memory (as consensus will) with one signer twice must not count it twice.
+    @Test func repeatedSignerIsRefused() throws {
+        let fixture = try TestConsortium(suite: .ed25519SHA256)
+        let record = try fixture.committedBlock(height: 1, previousHash: fixture.consortium.genesisHash, transactions: [])
+        var certificate = record.certificate
+        certificate.signatures.append(certificate.signatures[0])
+        let error = try #require(throws: VerificationError.self) {
+            try BlockVerifier.checkCertificate(certificate, header: record.block.header, consortium: fixture.consortium)
+        }
+        #expect(error.code == "bad_certificate")
+    }
+
+    @Test func transactionCountMustMatchTheBody() throws {
+        let fixture = try TestConsortium(suite: .ed25519SHA256)
+        var record = try fixture.committedBlock(height: 1, previousHash: fixture.consortium.genesisHash,
+                                                transactions: [try fixture.transaction(1)])
+        record.block.transactions.append(try fixture.transaction(2))
+        let error = try #require(throws: VerificationError.self) {
+            try BlockVerifier.checkStructure(record, height: 1, previousHash: fixture.consortium.genesisHash,
+                                             consortium: fixture.consortium)
+        }
+        #expect(error.code == "bad_transaction_count")
+    }
+
+    @Test(arguments: [TransactionKind.queryRecord, .governance])
+    func nodeWrittenKindsAreNotSubmittable(_ kind: TransactionKind) throws {
+        let fixture = try TestConsortium(suite: .ed25519SHA256)
+        let key = try #require(fixture.institutionKeys["bank-a"])
+        let body = TransactionBody(chainID: fixture.consortium.chainID, kind: kind, reporter: "bank-a",
+                                   subject: kind.hasSubject ? try USCC("91440300TFHKYQRREP") : nil, timeMs: 1, nonce: 1,
+                                   payload: Array("{}".utf8))
+        let error = try #require(throws: VerificationError.self) {
+            try TransactionRules.checkSubmission(try Transaction.sign(body, with: key), consortium: fixture.consortium)
+        }
+        #expect(error.code == "kind_not_submittable")
+    }
+}
+
+@Suite("Payload edge cases")
+struct PayloadEdgeTests {
+    @Test(arguments: ["{\"a\":-9223372036854775808}", "{\"a\":9223372036854775807}", "{\"a\":-9007199254740993}"])
+    func extremeIntegersAreRefusedWithoutTrapping(_ text: String) {
+        #expect(throws: VerificationError.self) { try Payload.canonicalize(Array(text.utf8)) }
+    }
+
+    @Test func deepNestingIsRefused() {
+        let text = String(repeating: "{\"a\":", count: 40) + "1" + String(repeating: "}", count: 40)
+        #expect(throws: VerificationError.self) { try Payload.canonicalize(Array(text.utf8)) }
+    }
+
+    /// Random and mutated payload texts: canonicalization either refuses with a typed error or gives text
+    /// that is itself canonical (a fixed point).
+    @Test func fuzzCanonicalization() {
+        var rng = SplitMix64(seed: 9)
+        let seeds = [#"{"b":[1,2,{"c":"x"}],"a":-5,"t":true,"n":null}"#, #"{"amount":{"minor":500,"currency":"CNY"}}"#]
+        var canonical = 0
+        for iteration in 0..<3_000 {
+            var bytes = Array(seeds[iteration % seeds.count].utf8)
+            for _ in 0..<Int.random(in: 1...3, using: &rng) {
+                let position = Int.random(in: 0..<bytes.count, using: &rng)
+                bytes[position] = UInt8.random(in: 0x20...0x7E, using: &rng)
+            }
+            if let text = try? Payload.canonicalize(bytes) {
+                #expect(Payload.isCanonical(text))
+                canonical += 1
+            }
+        }
+        #expect(canonical > 0)
+    }
+}

@@ -146,12 +146,34 @@ struct ProcessTests {
         #expect((sameHeader["header"] as? [String: Any])?["hash"] as? String
                 == (reportedHeader["header"] as? [String: Any])?["hash"] as? String)
 
+        // The restarted node still commits.
+        let submitted = try CLI.run(["submit", "--node", url, "--key", root + "/institutions/registry.key", "--wait", "-"],
+                                    stdin: #"{"kind":"registration","subject":"91310000MA1FL8TQ36","payload":{"name":"After restart"}}"#)
+        #expect(submitted.status == 0, "\(submitted.stderr)")
+        #expect(submitted.stdout.contains("committed at height"))
+
+        // An inclusion proof fetched from the node checks offline against genesis; a doctored one does not.
+        let genesis = root + "/genesis.json"
+        let block = try await fetchJSON(url + "/v1/blocks/2")
+        let transactionID = try #require((block["transactions"] as? [[String: Any]])?.last?["id"] as? String)
+        let proofFile = root + "/proof.json"
+        let prove = try CLI.run(["audit", "prove", transactionID, "--node", url, "--output", proofFile])
+        #expect(prove.status == 0, "\(prove.stderr)")
+        let check = try CLI.run(["audit", "check-proof", proofFile, "--genesis", genesis])
+        #expect(check.status == 0, "\(check.stderr)")
+        #expect(check.stdout.contains(transactionID))
+        var proof = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: proofFile))) as? [String: Any])
+        proof["leafIndex"] = ((proof["leafIndex"] as? Int) ?? 0) + 1
+        try JSONSerialization.data(withJSONObject: proof).write(to: URL(fileURLWithPath: proofFile))
+        let doctored = try CLI.run(["audit", "check-proof", proofFile, "--genesis", genesis])
+        #expect(doctored.status != 0)
+        #expect(doctored.stderr.contains("bad_proof"), "\(doctored.stderr)")
+
         // Graceful stop, then the offline audit of the data and of an export.
         let finalStatus = try await fetchJSON(url + "/v1/status")
         kill(node.processIdentifier, SIGTERM)
         node.waitUntilExit()
         #expect(node.terminationStatus == 0)
-        let genesis = root + "/genesis.json"
         let audit = try CLI.run(["audit", "verify", "--genesis", genesis, "--data", home + "/data"])
         #expect(audit.status == 0, "\(audit.stderr)")
         let expected = "height \(finalStatus["height"] as? Int ?? -1) head \(finalStatus["lastBlockHash"] as? String ?? "")"

@@ -7,6 +7,7 @@ import Testing
 import XinlianCore
 import XinlianCrypto
 import XinlianNode
+import XinlianMerkle
 import XinlianStorage
 
 /// A single-validator node in a temporary directory, driven through its HTTP API in process.
@@ -214,5 +215,53 @@ struct NodeAPITests {
         #expect(throws: SignerState.DoubleSignError.self) {
             try signer.sign([1, 2, 3], height: 2, round: 5, step: .precommit)
         }
+    }
+}
+
+@Suite("Node crash windows")
+struct NodeCrashTests {
+    /// The process died after the guard recorded a precommit at the next height but before the log's fsync:
+    /// the restarted node proposes afresh in the next round instead of refusing forever.
+    @Test func crashBetweenSigningAndLoggingDoesNotHaltTheChain() async throws {
+        let node = try TestNode(suite: .ed25519SHA256)
+        defer { node.remove() }
+        try FileManager.default.createDirectory(atPath: node.directory + "/data", withIntermediateDirectories: true)
+        let signer = try SignerState(path: node.directory + "/data/signer-state.json", key: node.validatorKey)
+        _ = try signer.sign([9, 9, 9], height: 1, round: 0, step: .precommit)
+
+        let engine = try node.engine()
+        _ = try await engine.admit([try node.transaction(1)])
+        let header = try #require(try await engine.produceBlock())
+        #expect(header.height == 1)
+        let record = try await engine.record(at: 1)
+        #expect(record.certificate.round == 1)
+        try BlockVerifier.checkCertificate(record.certificate, header: header, consortium: node.consortium)
+        await engine.shutdown()
+    }
+
+    @Test func commitRefusesReplayedAndUnsignedTransactions() async throws {
+        let node = try TestNode(suite: .ed25519SHA256)
+        defer { node.remove() }
+        let engine = try node.engine()
+        let transaction = try node.transaction(1)
+        _ = try await engine.admit([transaction])
+        let first = try #require(try await engine.produceBlock())
+        // A properly certified block from elsewhere carrying the same transaction again.
+        let suite = node.consortium.suite
+        let header = BlockHeader(chainID: node.consortium.chainID, height: 2, timeMs: first.timeMs + 1,
+                                 previousHash: first.hash(suite), transactionsRoot: Block.transactionsRoot([transaction], suite: suite),
+                                 stateRoot: first.stateRoot, validatorSetHash: node.consortium.validators.hash, proposer: "node0",
+                                 transactionCount: 1)
+        let vote = Vote(chainID: node.consortium.chainID, kind: .precommit, height: 2, round: 0, blockHash: header.hash(suite),
+                        validator: "node0")
+        let certificate = CommitCertificate(height: 2, round: 0, blockHash: header.hash(suite), signatures: [
+            CommitSignature(validator: "node0", signature: try node.validatorKey.sign(vote.signingBytes)),
+        ])
+        let replay = CommittedBlock(block: Block(header: header, transactions: [transaction]), certificate: certificate)
+        let empty = PreparedState(heads: [:], update: SMTUpdate(root: first.stateRoot, newNodes: [:]))
+        let error = try await #require(throws: VerificationError.self) { try await engine.commit(replay, prepared: empty) }
+        #expect(error.code == "duplicate_transaction")
+        #expect(await engine.height == 1)
+        await engine.shutdown()
     }
 }

@@ -127,6 +127,8 @@ struct LedgerStoreTests {
                 let copy = directory + "/cut-\(cut)"
                 try copyDirectory(source, to: copy)
                 try truncateFile(LedgerStore.blocksDirectory(copy) + "/" + segment, to: cut)
+                // A write torn by a crash was never indexed (the index follows the fsynced log): start without one.
+                for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: LedgerStore.indexPath(copy) + suffix) }
                 let reopened = try LedgerStore(dataDirectory: copy, consortium: fixture.consortium)
                 #expect(reopened.height == survivors, "cut at \(cut)")
                 #expect(reopened.lastHeader == records[Int(survivors) - 1].block.header)
@@ -161,6 +163,38 @@ struct LedgerStoreTests {
         for suffix in ["", "-wal", "-shm"] {
             if manager.fileExists(atPath: destination + suffix) { try manager.removeItem(atPath: destination + suffix) }
             if manager.fileExists(atPath: source + suffix) { try manager.copyItem(atPath: source + suffix, toPath: destination + suffix) }
+        }
+    }
+}
+
+@Suite("Ledger store: refusals")
+struct LedgerStoreRefusalTests {
+    /// The log is fsynced before the index: an index ahead of the log means committed blocks vanished.
+    @Test func indexAheadOfTheLogIsRefusedNotRebuilt() throws {
+        let fixture = try LedgerFixture(suite: .ed25519SHA256)
+        try withTemporaryDirectory { directory in
+            let store = try LedgerStore(dataDirectory: directory, consortium: fixture.consortium)
+            try fixture.grow(store, blocks: 4)
+            store.close()
+            let blocks = LedgerStore.blocksDirectory(directory)
+            let log = try BlockLog(directory: blocks, options: BlockLog.Options(recordSizeLimitBytes: 1 << 24))
+            try log.truncate(toCount: 2)
+            log.close()
+            #expect(throws: StorageError.self) { try LedgerStore(dataDirectory: directory, consortium: fixture.consortium) }
+            #expect(try LedgerStore.reindex(dataDirectory: directory, consortium: fixture.consortium) == 2)
+        }
+    }
+
+    @Test func appendRefusesABlockThatDoesNotExtendTheChain() throws {
+        let fixture = try LedgerFixture(suite: .ed25519SHA256)
+        try withTemporaryDirectory { directory in
+            let store = try LedgerStore(dataDirectory: directory, consortium: fixture.consortium)
+            defer { store.close() }
+            try fixture.grow(store, blocks: 2)
+            let old = try store.record(at: 2)
+            let prepared = try store.prepareState(old.block.transactions)
+            #expect(throws: StorageError.self) { try store.append(old, prepared: prepared) }
+            #expect(store.height == 2)
         }
     }
 }
