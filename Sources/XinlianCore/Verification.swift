@@ -34,6 +34,11 @@ public enum TransactionRules {
             throw VerificationError(code: "bad_signature", message: "signature does not verify with \(body.reporter)'s key",
                                     transactionIndex: index)
         }
+        guard Payload.isCanonical(body.payload) else {
+            throw VerificationError(code: "invalid_payload",
+                                    message: "payload must be the canonical text of a JSON object (see docs/formats.md)",
+                                    transactionIndex: index)
+        }
     }
 
     /// Who may submit what through a node's API, until the credit model's role rules land: nobody submits

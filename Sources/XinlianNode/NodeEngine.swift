@@ -89,10 +89,6 @@ public actor NodeEngine {
     public nonisolated func check(_ transaction: Transaction) throws(VerificationError) {
         try TransactionRules.check(transaction, consortium: consortium)
         try TransactionRules.checkSubmission(transaction, consortium: consortium)
-        guard Payload.isCanonical(transaction.body.payload) else {
-            throw VerificationError(code: "invalid_payload",
-                                    message: "payload must be the canonical text of a JSON object (see docs/formats.md)")
-        }
     }
 
     /// Admits an already-checked batch, all or nothing: a full mempool refuses the whole batch.

@@ -248,16 +248,24 @@ enum Directory {
         try sync(URL(fileURLWithPath: directory).deletingLastPathComponent().path)
     }
 
+    /// Attempts at the lock, 10 ms apart: a process forked elsewhere in this process briefly shares the
+    /// previous holder's descriptor (until its exec closes it), so a just-released lock can look taken.
+    static let lockAttempts = 50
+
     /// Opens `directory` and takes an exclusive non-blocking `flock`, held until the handle is closed.
     static func lock(_ directory: String) throws(StorageError) -> PosixFile {
         let handle = try PosixFile.open(directory, flags: O_RDONLY | O_DIRECTORY)
-        guard flock(handle.descriptor, LOCK_EX | LOCK_NB) == 0 else {
+        for attempt in 1...lockAttempts {
+            if flock(handle.descriptor, LOCK_EX | LOCK_NB) == 0 { return handle }
             let code = errno
-            handle.close()
-            if code == EWOULDBLOCK { throw .locked(path: directory) }
-            throw .system("flock", path: directory, errno: code)
+            guard code == EWOULDBLOCK else {
+                handle.close()
+                throw .system("flock", path: directory, errno: code)
+            }
+            if attempt < lockAttempts { usleep(10_000) }
         }
-        return handle
+        handle.close()
+        throw .locked(path: directory)
     }
 
     /// Segment files in `directory`, ordered by first record index.

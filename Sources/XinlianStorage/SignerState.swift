@@ -76,7 +76,7 @@ public final class SignerState {
     }
 
     static func writeDurably(_ data: Data, to path: String) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw StorageError.io(file: path, reason: "open failed: errno \(errno)") }
         defer { close(fd) }
         let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
@@ -87,7 +87,7 @@ public final class SignerState {
 
     static func syncDirectory(of path: String) throws {
         let directory = (path as NSString).deletingLastPathComponent
-        let fd = open(directory.isEmpty ? "." : directory, O_RDONLY)
+        let fd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw StorageError.io(file: directory, reason: "open failed: errno \(errno)") }
         defer { close(fd) }
         guard fsync(fd) == 0 else { throw StorageError.io(file: directory, reason: "fsync failed: errno \(errno)") }
