@@ -1,6 +1,8 @@
 import CoreMetrics
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 import XinlianCore
 import XinlianCrypto
 import XinlianMerkle
@@ -42,6 +44,13 @@ public actor NodeEngine {
     /// Rejections remembered for status queries.
     public static let rejectedMemoryLimit = 10_000
 
+    /// One thread, outside Swift's cooperative pool, on which every engine runs: the block log's fsync and
+    /// SQLite block this thread, never the threads that serve the API and verify signatures.
+    public static let storageThreads = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+    private nonisolated let storageLoop: any EventLoop
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { storageLoop.executor.asUnownedSerialExecutor() }
+
     public nonisolated let consortium: Consortium
     public nonisolated let validatorID: ValidatorID
     public nonisolated let metrics: NodeMetrics
@@ -66,6 +75,7 @@ public actor NodeEngine {
         guard member.publicKey == validatorKey.publicKey else {
             throw VerificationError(code: "invalid_key_file", message: "validator key does not match genesis for \(validatorID)")
         }
+        self.storageLoop = Self.storageThreads.next()
         self.consortium = consortium
         self.validatorID = validatorID
         self.metrics = metrics
