@@ -38,6 +38,7 @@ let package = Package(
                 swiftSettings: strict),
         .target(name: "XinlianMerkle", dependencies: ["XinlianCrypto"], swiftSettings: strict),
         .target(name: "XinlianCore", dependencies: ["XinlianCrypto", "XinlianMerkle"], swiftSettings: strict),
+        .target(name: "XinlianCredit", dependencies: ["XinlianCore", "XinlianCrypto"], swiftSettings: strict),
 
         // Shell.
         .target(name: "XinlianStorage", dependencies: ["XinlianCore", "XinlianCrypto", "XinlianMerkle", "CXinlianSQLite"],
@@ -76,6 +77,8 @@ let package = Package(
             "XinlianNode", "XinlianCore", "XinlianStorage", "XinlianCrypto", "XinlianMerkle",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ], swiftSettings: strict),
+        .testTarget(name: "XinlianCreditTests", dependencies: ["XinlianCredit", "XinlianCore", "XinlianCrypto"],
+                    swiftSettings: strict),
         .testTarget(name: "XinlianIntegrationTests", dependencies: [], swiftSettings: strict),
     ]
 )

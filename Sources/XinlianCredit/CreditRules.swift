@@ -1,0 +1,205 @@
+import XinlianCore
+import XinlianCrypto
+
+/// Who may submit what, and how statements must relate to the statements they name.
+public enum CreditRules {
+    /// Where a transaction comes from. Only a node writes `queryRecord`; the API refuses it.
+    public enum Origin: Sendable, Hashable {
+        /// Submitted by an institution through a node's API.
+        case api
+        /// Written by a node (a query record) or met in a block or in gossip.
+        case node
+    }
+
+    /// The roles that may report `kind` directly. `nil` for kinds whose reporter is fixed by the statement they
+    /// name (`correction`, `disputeResolved`, `queryRecord`) and for `governance`.
+    public static func permittedRoles(for kind: TransactionKind) -> Set<InstitutionRole>? {
+        switch kind {
+        case .registration, .operatingStatus: [.registry]
+        case .facilityOpened, .facilityUpdated, .facilityClosed, .collateralRegistered, .collateralReleased,
+             .guaranteeIssued, .guaranteeReleased: [.member]
+        case .publicRecord: [.registry, .regulator]
+        case .dispute: [.member, .registry, .bureau]
+        case .consentGranted: [.member, .bureau]
+        case .consentRevoked: [.member, .bureau, .registry]
+        case .correction, .disputeResolved, .queryRecord, .governance: nil
+        }
+    }
+
+    /// Checks a transaction against the credit model: its kind may come from `origin`, its reporter's `roles`
+    /// permit it, its payload decodes and validates, and the transactions it names (looked up with
+    /// `referenced`, by id) exist, are about the same enterprise and fit. Returns the decoded statement.
+    @discardableResult
+    public static func check(transaction: Transaction, roles: Set<InstitutionRole>, referenced: (Hash32) -> Transaction?,
+                             origin: Origin = .api) throws(CreditError) -> CreditStatement {
+        let body = transaction.body
+        let root = body.kind.rawValue
+        guard body.kind != .governance else {
+            throw CreditError(code: "kind_not_supported", path: root, rule: "governance is not a credit statement")
+        }
+        guard body.subject != nil else { throw CreditError.invalid(root, "needs a subject enterprise") }
+        if body.kind == .queryRecord, origin == .api {
+            throw CreditError(code: "kind_not_submittable", path: root, rule: "is written by a node, never through the API")
+        }
+        try checkRoles(body.kind, roles: roles, root: root)
+        let statement = try CreditStatement.decode(kind: body.kind, payload: body.payload, today: Day(ms: body.timeMs))
+        try withoutActuallyEscaping(referenced) { (escapable) throws(CreditError) in
+            try checkReferences(statement, lookup: Lookup(transaction: transaction, referenced: escapable), roles: roles)
+        }
+        return statement
+    }
+
+    static func checkRoles(_ kind: TransactionKind, roles: Set<InstitutionRole>, root: String) throws(CreditError) {
+        let permitted = permittedRoles(for: kind) ?? Set(InstitutionRole.allCases).subtracting([.auditor])
+        guard !roles.isDisjoint(with: permitted) else {
+            let held = roles.map(\.rawValue).sorted().joined(separator: ", ")
+            let allowed = permitted.map(\.rawValue).sorted().joined(separator: ", ")
+            throw CreditError(code: "role_not_permitted", path: root,
+                              rule: "may be reported by \(allowed), not by an institution with roles [\(held)]")
+        }
+    }
+
+    private static func checkReferences(_ statement: CreditStatement, lookup: Lookup,
+                                        roles: Set<InstitutionRole>) throws(CreditError) {
+        let transaction = lookup.transaction
+        switch statement {
+        case .facilityUpdated(let p):
+            if let id = p.opening { try lookup.item(id, "opening", .facilityOpened, "facilityId", p.facilityId) }
+        case .facilityClosed(let p):
+            if let id = p.opening { try lookup.item(id, "opening", .facilityOpened, "facilityId", p.facilityId) }
+        case .collateralReleased(let p):
+            if let id = p.registration {
+                try lookup.item(id, "registration", .collateralRegistered, "collateralId", p.collateralId)
+            }
+        case .guaranteeIssued(let p):
+            guard p.guarantor != transaction.body.subject else {
+                throw CreditError.invalid("guaranteeIssued.guarantor", "must differ from the subject (the borrower)")
+            }
+        case .guaranteeReleased(let p):
+            try lookup.item(p.issuance, "issuance", .guaranteeIssued, "guaranteeId", p.guaranteeId)
+        case .correction(let p):
+            let original = try lookup.resolve(p.corrects, "corrects")
+            try checkCorrection(transaction, payload: p, original: original, roles: roles)
+        case .dispute(let p):
+            try checkDispute(p, lookup: lookup)
+        case .disputeResolved(let p):
+            try checkResolution(p, lookup: lookup, roles: roles)
+        case .consentRevoked(let p):
+            let grant = try lookup.resolve(p.consent, "consent", kinds: [.consentGranted])
+            guard grant.body.reporter == transaction.body.reporter || roles.contains(.registry) else {
+                throw CreditError(code: "not_original_reporter", path: "consentRevoked.consent",
+                                  rule: "may be revoked only by \(grant.body.reporter), which recorded it, or by a registry")
+            }
+        case .queryRecord(let p):
+            try checkQuery(p, lookup: lookup)
+        case .registration, .operatingStatus, .facilityOpened, .collateralRegistered, .publicRecord, .consentGranted:
+            break
+        }
+    }
+
+    /// The rules of a correction, given the statement it corrects: same enterprise, same reporter (still holding a
+    /// role that may report that kind), a correctable kind, and a restated payload that is valid for that kind and
+    /// keeps the fields that identify the item.
+    public static func checkCorrection(_ correction: Transaction, payload: Correction, original: Transaction,
+                                       roles: Set<InstitutionRole>) throws(CreditError) {
+        let path = "correction.corrects"
+        let kind = original.body.kind
+        guard CreditStatement.correctableKinds.contains(kind) else {
+            throw CreditError(code: "invalid_reference", path: path, rule: "must name a factual statement, not \(kind.rawValue)")
+        }
+        guard original.body.subject == correction.body.subject else {
+            throw CreditError(code: "invalid_reference", path: path, rule: "must name a statement about the same enterprise")
+        }
+        guard original.body.reporter == correction.body.reporter else {
+            throw CreditError(code: "not_original_reporter", path: path,
+                              rule: "must name a statement by the same reporter (\(original.body.reporter))")
+        }
+        try checkRoles(kind, roles: roles, root: "correction")
+        guard let value = payload.payload else { return }
+        let root = "correction.payload"
+        let restated = try CreditStatement.decode(kind: kind, value: value, root: root, today: Day(ms: correction.body.timeMs))
+        let stated = try Lookup.decode(original, path)
+        for (field, text) in stated.identity.sorted(by: { $0.key < $1.key }) where restated.identity[field] != text {
+            throw CreditError.invalid("\(root).\(field)", "must equal the corrected statement's \(field) (retract and restate instead)")
+        }
+    }
+
+    private static func checkDispute(_ payload: Dispute, lookup: Lookup) throws(CreditError) {
+        let target = try lookup.resolve(payload.disputes, "disputes", kinds: CreditStatement.correctableKinds)
+        guard target.body.reporter != lookup.transaction.body.reporter else {
+            throw CreditError.invalid("dispute.disputes", "must name another reporter's statement (correct your own instead)")
+        }
+    }
+
+    private static func checkResolution(_ payload: DisputeResolved, lookup: Lookup,
+                                        roles: Set<InstitutionRole>) throws(CreditError) {
+        let disputeTx = try lookup.resolve(payload.dispute, "dispute", kinds: [.dispute])
+        guard case .dispute(let dispute) = try Lookup.decode(disputeTx, "disputeResolved.dispute") else {
+            throw CreditError(code: "invalid_reference", path: "disputeResolved.dispute", rule: "must name a dispute")
+        }
+        let target = try lookup.resolve(dispute.disputes, "dispute")
+        guard target.body.reporter == lookup.transaction.body.reporter || roles.contains(.regulator) else {
+            throw CreditError(code: "not_original_reporter", path: "disputeResolved.dispute",
+                              rule: "may be resolved only by \(target.body.reporter), which reported the disputed statement, or by a regulator")
+        }
+    }
+
+    private static func checkQuery(_ payload: QueryRecord, lookup: Lookup) throws(CreditError) {
+        guard let id = payload.consent else { return }
+        let grantTx = try lookup.resolve(id, "consent", kinds: [.consentGranted])
+        guard case .consentGranted(let grant) = try Lookup.decode(grantTx, "queryRecord.consent") else { return }
+        guard grantTx.body.reporter == payload.institution else {
+            throw CreditError(code: "invalid_reference", path: "queryRecord.consent",
+                              rule: "must name a consent granted to \(payload.institution)")
+        }
+        guard grant.purpose == payload.purpose.consentPurpose else {
+            throw CreditError(code: "invalid_reference", path: "queryRecord.consent",
+                              rule: "must name a consent for purpose \(payload.purpose.rawValue)")
+        }
+        guard grant.expiresOn >= Day(ms: lookup.transaction.body.timeMs) else {
+            throw CreditError(code: "invalid_reference", path: "queryRecord.consent", rule: "must name an unexpired consent")
+        }
+    }
+}
+
+/// Resolves the transactions a statement names and checks the common constraints.
+struct Lookup {
+    let transaction: Transaction
+    let referenced: (Hash32) -> Transaction?
+
+    var root: String { transaction.body.kind.rawValue }
+
+    func resolve(_ id: Hash32, _ field: String, kinds: Set<TransactionKind>? = nil) throws(CreditError) -> Transaction {
+        let path = "\(root).\(field)"
+        guard let target = referenced(id) else {
+            throw CreditError(code: "unknown_reference", path: path, rule: "must name a committed transaction")
+        }
+        if let kinds, !kinds.contains(target.body.kind) {
+            let names = kinds.map(\.rawValue).sorted().joined(separator: " or ")
+            throw CreditError(code: "invalid_reference", path: path,
+                              rule: "must name a \(names) transaction, not \(target.body.kind.rawValue)")
+        }
+        guard target.body.subject == transaction.body.subject else {
+            throw CreditError(code: "invalid_reference", path: path, rule: "must name a transaction about the same enterprise")
+        }
+        return target
+    }
+
+    /// An item's earlier statement: right kind, same reporter, same item id.
+    func item(_ id: Hash32, _ field: String, _ kind: TransactionKind, _ idField: String, _ itemId: String) throws(CreditError) {
+        let target = try resolve(id, field, kinds: [kind])
+        guard target.body.reporter == transaction.body.reporter else {
+            throw CreditError(code: "invalid_reference", path: "\(root).\(field)", rule: "must name a statement by the same reporter")
+        }
+        let stated = try Self.decode(target, "\(root).\(field)")
+        guard stated.identity[idField] == itemId else {
+            throw CreditError.invalid("\(root).\(idField)", "must equal the \(idField) of the \(kind.rawValue) named by \(field)")
+        }
+    }
+
+    static func decode(_ target: Transaction, _ path: String) throws(CreditError) -> CreditStatement {
+        do { return try CreditStatement.decode(kind: target.body.kind, payload: target.body.payload) } catch {
+            throw CreditError(code: "invalid_reference", path: path, rule: "names a transaction whose payload is invalid (\(error))")
+        }
+    }
+}
