@@ -38,6 +38,9 @@ let package = Package(
                 swiftSettings: strict),
         .target(name: "XinlianMerkle", dependencies: ["XinlianCrypto"], swiftSettings: strict),
         .target(name: "XinlianCore", dependencies: ["XinlianCrypto", "XinlianMerkle"], swiftSettings: strict),
+        .target(name: "XinlianConsensus", dependencies: ["XinlianCore", "XinlianCrypto"], swiftSettings: strict),
+        .target(name: "XinlianSimulation", dependencies: ["XinlianConsensus", "XinlianCore", "XinlianCrypto", "XinlianMerkle"],
+                swiftSettings: strict),
         .target(name: "XinlianCredit", dependencies: ["XinlianCore", "XinlianCrypto"], swiftSettings: strict),
 
         // Shell.
@@ -46,7 +49,7 @@ let package = Package(
         .target(name: "XinlianAudit", dependencies: ["XinlianCore", "XinlianStorage", "XinlianCrypto", "XinlianMerkle"],
                 swiftSettings: strict),
         .target(name: "XinlianNode", dependencies: [
-            "XinlianCore", "XinlianStorage", "XinlianCrypto", "XinlianMerkle",
+            "XinlianCore", "XinlianStorage", "XinlianCrypto", "XinlianMerkle", "XinlianCredit",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -57,7 +60,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ], swiftSettings: strict),
         .executableTarget(name: "xinlian", dependencies: [
-            "XinlianCore", "XinlianCrypto", "XinlianStorage", "XinlianAudit", "XinlianNode",
+            "XinlianCore", "XinlianCrypto", "XinlianStorage", "XinlianAudit", "XinlianNode", "XinlianCredit",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Logging", package: "swift-log"),
@@ -77,6 +80,9 @@ let package = Package(
             "XinlianNode", "XinlianCore", "XinlianStorage", "XinlianCrypto", "XinlianMerkle",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ], swiftSettings: strict),
+        .testTarget(name: "XinlianConsensusTests",
+                    dependencies: ["XinlianConsensus", "XinlianSimulation", "XinlianCore", "XinlianCrypto"],
+                    swiftSettings: strict),
         .testTarget(name: "XinlianCreditTests", dependencies: ["XinlianCredit", "XinlianCore", "XinlianCrypto"],
                     swiftSettings: strict),
         .testTarget(name: "XinlianIntegrationTests", dependencies: [], swiftSettings: strict),

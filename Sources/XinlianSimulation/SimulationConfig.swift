@@ -1,0 +1,122 @@
+import XinlianConsensus
+import XinlianCore
+
+/// How a Byzantine validator misbehaves. Its consensus core is honest; its shell lies.
+public enum ByzantineBehaviour: String, Sendable, Hashable, CaseIterable {
+    /// Proposes two different blocks in each of its rounds, one to each half of its peers.
+    case equivocatingProposer
+    /// Signs a conflicting second vote for every vote and sends both to every peer, in random order.
+    case doubleVoter
+    /// Never sends anything.
+    case silent
+}
+
+/// Network and process faults, active from the start until ``faultyPeriodMs``; after that the network is
+/// synchronous (delays within ``healedDelayMaxMs``, no drops, no partitions) and every crashed node restarts.
+public struct FaultConfig: Sendable, Hashable {
+    public var dropPerMille: UInt32
+    public var duplicatePerMille: UInt32
+    public var delayMinMs: UInt64
+    public var delayMaxMs: UInt64
+    public var healedDelayMaxMs: UInt64
+    public var partitions: Bool
+    public var crashes: Bool
+    public var faultyPeriodMs: UInt64
+
+    /// A synchronous network with no faults.
+    public static let none = FaultConfig(dropPerMille: 0, duplicatePerMille: 0, delayMinMs: 1, delayMaxMs: 20,
+                                         healedDelayMaxMs: 20, partitions: false, crashes: false, faultyPeriodMs: 0)
+    /// Drops, duplicates, long delays (so reordering), partitions and crashes for six simulated seconds.
+    public static let standard = FaultConfig(dropPerMille: 100, duplicatePerMille: 50, delayMinMs: 1, delayMaxMs: 400,
+                                             healedDelayMaxMs: 40, partitions: true, crashes: true,
+                                             faultyPeriodMs: 6_000)
+
+    public init(dropPerMille: UInt32, duplicatePerMille: UInt32, delayMinMs: UInt64, delayMaxMs: UInt64,
+                healedDelayMaxMs: UInt64, partitions: Bool, crashes: Bool, faultyPeriodMs: UInt64) {
+        self.dropPerMille = dropPerMille
+        self.duplicatePerMille = duplicatePerMille
+        self.delayMinMs = delayMinMs
+        self.delayMaxMs = delayMaxMs
+        self.healedDelayMaxMs = healedDelayMaxMs
+        self.partitions = partitions
+        self.crashes = crashes
+        self.faultyPeriodMs = faultyPeriodMs
+    }
+}
+
+/// One simulated run. Everything random is drawn from ``seed``.
+public struct SimulationConfig: Sendable, Hashable {
+    public var seed: UInt64
+    public var validators: Int
+    /// Voting power per validator; `nil` gives every validator power 10.
+    public var powers: [UInt64]?
+    /// Behaviours of the last `byzantine.count` validators.
+    public var byzantine: [ByzantineBehaviour]
+    public var faults: FaultConfig
+    /// Every honest node must commit at least this many heights.
+    public var heights: UInt64
+    /// After the faults end, every honest node must commit this many heights beyond the highest
+    /// height any honest node had then ...
+    public var progressHeights: UInt64
+    /// ... within this much simulated time.
+    public var progressBoundMs: UInt64
+    public var timeouts: TimeoutConfig
+    /// Keep every trace line in the result (for replay comparisons); otherwise only a digest and a tail.
+    public var recordsFullTrace: Bool
+
+    public init(seed: UInt64, validators: Int, powers: [UInt64]? = nil, byzantine: [ByzantineBehaviour] = [],
+                faults: FaultConfig = .standard, heights: UInt64 = 4, progressHeights: UInt64 = 2,
+                progressBoundMs: UInt64 = 60_000, timeouts: TimeoutConfig = SimulationConfig.fastTimeouts,
+                recordsFullTrace: Bool = false) {
+        self.seed = seed
+        self.validators = validators
+        self.powers = powers
+        self.byzantine = byzantine
+        self.faults = faults
+        self.heights = heights
+        self.progressHeights = progressHeights
+        self.progressBoundMs = progressBoundMs
+        self.timeouts = timeouts
+        self.recordsFullTrace = recordsFullTrace
+    }
+
+    /// Timeouts scaled to the simulated network's delays.
+    public static let fastTimeouts = TimeoutConfig(proposeMs: 400, proposeDeltaMs: 100, prevoteMs: 200,
+                                                   prevoteDeltaMs: 100, precommitMs: 200, precommitDeltaMs: 100)
+}
+
+/// An invariant that failed.
+public struct Violation: Sendable, Hashable, CustomStringConvertible {
+    /// `agreement`, `validity`, `progress`, `false_evidence`.
+    public var invariant: String
+    public var message: String
+    public var timeMs: UInt64
+
+    public var description: String { "\(invariant) at t=\(timeMs)ms: \(message)" }
+}
+
+/// What a run produced.
+public struct SimulationResult: Sendable {
+    public var seed: UInt64
+    public var violations: [Violation]
+    /// Each node's committed chain at the end (durable state), honest and Byzantine.
+    public var chains: [[CommittedBlock]]
+    /// Indices of honest nodes.
+    public var honest: [Int]
+    public var evidence: [Equivocation]
+    /// Events processed.
+    public var eventCount: Int
+    public var endTimeMs: UInt64
+    /// FNV-1a 64 over every trace line: equal digests mean identical runs.
+    public var traceDigest: UInt64
+    /// The last trace lines (always kept).
+    public var traceTail: [String]
+    /// Every trace line, when the configuration asked for it.
+    public var fullTrace: [String]
+
+    /// A report naming the seed, the violations and the trace tail, for a failing test.
+    public var failureReport: String {
+        let header = "seed \(seed): \(violations.count) violation(s)\n" + violations.map { "  \($0)" }.joined(separator: "\n")
+        return header + "\ntrace tail:\n" + traceTail.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+import XinlianConsensus
+import XinlianCore
+import XinlianCrypto
+import XinlianSimulation
+
+/// Runs `seeds` and fails with the seed and trace tail of the first violation.
+func runSeeds(_ seeds: Range<UInt64>, _ make: (UInt64) -> SimulationConfig,
+              onResult: (SimulationResult) throws -> Void = { _ in }) throws {
+    for seed in seeds {
+        let result = try Simulation(configuration: make(seed)).run()
+        try onResult(result)
+        #expect(result.violations.isEmpty, "\(result.failureReport)")
+        if !result.violations.isEmpty { return }
+    }
+}
+
+@Suite("Deterministic simulator")
+struct SimulationTests {
+    @Test("a fault-free cluster commits and every honest chain is identical")
+    func faultFree() throws {
+        let result = try Simulation(configuration: SimulationConfig(seed: 1, validators: 4, faults: .none, heights: 5)).run()
+        #expect(result.violations.isEmpty, "\(result.failureReport)")
+        let chains = result.honest.map { result.chains[$0] }
+        #expect(chains.allSatisfy { $0.count >= 5 })
+        let shortest = chains.map(\.count).min() ?? 0
+        #expect(Set(chains.map { $0.prefix(shortest).map(\.block) }).count == 1)
+    }
+
+    @Test("replaying a seed reproduces the run exactly")
+    func replayIsDeterministic() throws {
+        let configuration = SimulationConfig(seed: 42, validators: 4, byzantine: [.doubleVoter], heights: 3,
+                                             recordsFullTrace: true)
+        let first = try Simulation(configuration: configuration).run()
+        let second = try Simulation(configuration: configuration).run()
+        #expect(first.fullTrace.count > 100)
+        #expect(first.fullTrace == second.fullTrace)
+        #expect(first.traceDigest == second.traceDigest)
+        #expect(first.chains.map { $0.map(\.canonicalBytes) } == second.chains.map { $0.map(\.canonicalBytes) })
+        let other = try Simulation(configuration: SimulationConfig(seed: 43, validators: 4, byzantine: [.doubleVoter],
+                                                                   heights: 3)).run()
+        #expect(other.traceDigest != first.traceDigest)
+    }
+
+    @Test("f=1 of 4 under network faults and crashes, with each Byzantine behaviour",
+          arguments: [nil] + ByzantineBehaviour.allCases.map(Optional.some))
+    func fourValidators(behaviour: ByzantineBehaviour?) throws {
+        try runSeeds(0..<SimulationBudget.seedsPerConfiguration) { seed in
+            SimulationConfig(seed: 1_000 + seed, validators: 4, byzantine: behaviour.map { [$0] } ?? [])
+        }
+    }
+
+    @Test("f=2 of 7 under network faults and crashes, with Byzantine pairs",
+          arguments: [[ByzantineBehaviour.equivocatingProposer, .doubleVoter], [.silent, .equivocatingProposer],
+                      [.doubleVoter, .silent]])
+    func sevenValidators(behaviours: [ByzantineBehaviour]) throws {
+        try runSeeds(0..<SimulationBudget.seedsPerConfiguration / 2) { seed in
+            SimulationConfig(seed: 2_000 + seed, validators: 7, byzantine: behaviours)
+        }
+    }
+
+    @Test("weighted power: one validator with just under a third of the power equivocates")
+    func weightedPower() throws {
+        try runSeeds(0..<SimulationBudget.seedsPerConfiguration / 2) { seed in
+            SimulationConfig(seed: 3_000 + seed, validators: 4, powers: [3, 2, 2, 3], byzantine: [.doubleVoter])
+        }
+    }
+
+    @Test("double voting is caught as evidence against the double voter only")
+    func evidenceIsReported() throws {
+        let result = try Simulation(configuration: SimulationConfig(seed: 7, validators: 4, byzantine: [.doubleVoter],
+                                                                    faults: .none, heights: 3)).run()
+        #expect(result.violations.isEmpty, "\(result.failureReport)")
+        #expect(!result.evidence.isEmpty)
+        #expect(Set(result.evidence.map(\.validator)) == ["v03"])
+    }
+
+    /// Many seeds on demand: `scripts/simulate` sets `XINLIAN_SIM_SEEDS`, `XINLIAN_SIM_VALIDATORS`,
+    /// `XINLIAN_SIM_BYZANTINE` (comma-separated behaviours) and `XINLIAN_SIM_FIRST_SEED`; with `XINLIAN_SIM_TRACE=path`
+    /// each seed's full trace is written to `path.<seed>`.
+    @Test("simulatorSeeds: seeds from the environment (default a few)")
+    func simulatorSeeds() throws {
+        let environment = ProcessInfo.processInfo.environment
+        let count = environment["XINLIAN_SIM_SEEDS"].flatMap { UInt64($0) } ?? 4
+        let first = environment["XINLIAN_SIM_FIRST_SEED"].flatMap { UInt64($0) } ?? 10_000
+        let validators = environment["XINLIAN_SIM_VALIDATORS"].flatMap { Int($0) } ?? 4
+        let names = environment["XINLIAN_SIM_BYZANTINE"].map { $0.split(separator: ",").map(String.init) } ?? []
+        let behaviours = try names.map { name in
+            try #require(ByzantineBehaviour(rawValue: name), "unknown behaviour \(name)")
+        }
+        let tracePath = environment["XINLIAN_SIM_TRACE"]
+        try runSeeds(first..<(first + count)) { seed in
+            SimulationConfig(seed: seed, validators: validators, byzantine: behaviours, recordsFullTrace: tracePath != nil)
+        } onResult: { result in
+            guard let tracePath else { return }
+            let text = result.fullTrace.joined(separator: "\n") + "\n"
+            try Data(text.utf8).write(to: URL(fileURLWithPath: "\(tracePath).\(result.seed)"))
+        }
+    }
+}
+
+enum SimulationBudget {
+    /// Seeds per 4-validator configuration in the default test run (7-validator ones run half).
+    static let seedsPerConfiguration: UInt64 = 50
+}
