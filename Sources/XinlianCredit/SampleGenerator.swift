@@ -76,13 +76,18 @@ public struct SampleGenerator: Sendable {
     }
 
     /// The samples as transaction bodies for `chainID`, references resolved to real transaction ids under `suite`.
-    public func bodies(enterprises: Int, chainID: ChainID, suite: CryptoSuite) throws(VerificationError) -> [TransactionBody] {
+    /// `reporter` maps each sample institution to the consortium's own (it must map one to one per role, so that
+    /// corrections still come from the original reporter); `nonceBase` keeps runs with different bases distinct.
+    public func bodies(enterprises: Int, chainID: ChainID, suite: CryptoSuite,
+                       reporter: (InstitutionID) -> InstitutionID = { $0 },
+                       nonceBase: UInt64 = 0) throws(VerificationError) -> [TransactionBody] {
         var ids: [Hash32] = []
         var bodies: [TransactionBody] = []
         for (index, sample) in transactions(enterprises: enterprises).enumerated() {
             let payload = try Payload.canonicalize(sample.resolvedPayload(ids: ids))
-            let body = TransactionBody(chainID: chainID, kind: sample.kind, reporter: sample.reporter, subject: sample.subject,
-                                       timeMs: sample.timeMs, nonce: UInt64(index), payload: payload)
+            let body = TransactionBody(chainID: chainID, kind: sample.kind, reporter: reporter(sample.reporter),
+                                       subject: sample.subject, timeMs: sample.timeMs, nonce: nonceBase &+ UInt64(index),
+                                       payload: payload)
             ids.append(Transaction(body: body, signature: []).id(suite))
             bodies.append(body)
         }

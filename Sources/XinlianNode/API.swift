@@ -67,6 +67,15 @@ public struct API: Sendable {
         do { admissions = try await engine.admit(transactions) } catch {
             throw APIError(.serviceUnavailable, error.code, error.message)
         }
+        let refused = admissions.enumerated().compactMap { position, admission -> APIErrorBody.ItemError? in
+            guard case .rejected(let error) = admission.state else { return nil }
+            return APIErrorBody.ItemError(index: position, code: error.code, message: error.message)
+        }
+        if let first = refused.first {
+            let message = refused.count == 1 ? first.message
+                : "\(refused.count) of \(admissions.count) transactions refused; nothing was admitted"
+            throw APIError(.badRequest, first.code, message, items: refused)
+        }
         let items = admissions.map { admission -> SubmitResponse.Item in
             if case .committed(let location) = admission.state {
                 return .init(id: admission.id.hex, status: "committed", height: location.height)

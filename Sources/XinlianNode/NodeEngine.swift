@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import XinlianCore
+import XinlianCredit
 import XinlianCrypto
 import XinlianMerkle
 import XinlianStorage
@@ -61,6 +62,8 @@ public actor NodeEngine {
     private var rejected: [Hash32: VerificationError] = [:]
     private var rejectedOrder: [Hash32] = []
     private var lastBlockProducedMs: UInt64 = 0
+    private var recentRecords: [CommittedBlock] = []
+    static let recentRecordsLimit = 8
     private let now: @Sendable () -> UInt64
     private let work: AsyncStream<Void>.Continuation
     /// Signalled when transactions arrive; the block producer waits on it.
@@ -101,12 +104,15 @@ public actor NodeEngine {
         try TransactionRules.checkSubmission(transaction, consortium: consortium)
     }
 
-    /// Admits an already-checked batch, all or nothing: a full mempool refuses the whole batch.
-    /// Transactions already pending or committed are reported as such and not added twice.
+    /// Admits an already-checked batch, all or nothing: one transaction refused by the credit model's rules
+    /// refuses the batch (the result says which, nothing is added), and a full mempool refuses it with
+    /// `mempool_full`. Transactions already pending or committed are reported as such, not added twice.
+    /// References (corrections, updates, releases) may point at committed transactions, pending ones, or
+    /// earlier ones in the same batch.
     public func admit(_ transactions: [Transaction]) throws(VerificationError) -> [Admission] {
         var results: [Admission] = []
         var fresh: [Mempool.Entry] = []
-        var freshIDs = Set<Hash32>()
+        var batch: [Hash32: Transaction] = [:]
         let admittedMs = now()
         for transaction in transactions {
             let id = transaction.id(consortium.suite)
@@ -114,13 +120,25 @@ public actor NodeEngine {
             switch state {
             case .pending, .committed:
                 results.append(Admission(id: id, state: state))
+                continue
             case .unknown, .rejected:
-                if freshIDs.insert(id).inserted {
-                    fresh.append(Mempool.Entry(id: id, transaction: transaction, sizeBytes: transaction.canonicalBytes.count,
-                                               admittedMs: admittedMs))
-                }
-                results.append(Admission(id: id, state: .pending))
+                break
             }
+            if batch[id] == nil {
+                do { try checkCredit(transaction, batch: batch) } catch {
+                    results.append(Admission(id: id, state: .rejected(error)))
+                    continue
+                }
+                batch[id] = transaction
+                fresh.append(Mempool.Entry(id: id, transaction: transaction, sizeBytes: transaction.canonicalBytes.count,
+                                           admittedMs: admittedMs))
+            }
+            results.append(Admission(id: id, state: .pending))
+        }
+        let refused = results.compactMap { if case .rejected(let error) = $0.state { ($0.id, error) } else { nil } }
+        guard refused.isEmpty else {
+            for (id, error) in refused { recordRejection(id, error) }
+            return results
         }
         guard mempool.hasRoom(count: fresh.count, sizeBytes: fresh.reduce(0) { $0 + $1.sizeBytes }) else {
             metrics.rejected.increment(by: Int64(transactions.count))
@@ -133,6 +151,33 @@ public actor NodeEngine {
         metrics.mempoolSize.record(Int64(mempool.count))
         if !fresh.isEmpty { work.yield() }
         return results
+    }
+
+    /// The credit model's rules: payload schema, the reporter's role, and references to earlier statements.
+    private func checkCredit(_ transaction: Transaction, batch: [Hash32: Transaction]) throws(VerificationError) {
+        let roles = consortium.institutionRoles[transaction.body.reporter] ?? []
+        do {
+            _ = try CreditRules.check(transaction: transaction, roles: roles, referenced: { id in
+                batch[id] ?? mempool.transaction(id) ?? committedTransaction(id)
+            })
+        } catch {
+            throw VerificationError(code: error.code, message: error.description)
+        }
+    }
+
+    private func committedTransaction(_ id: Hash32) -> Transaction? {
+        guard let location = try? store.location(of: id), let record = try? cachedRecord(at: location.height),
+              record.block.transactions.indices.contains(location.index) else { return nil }
+        return record.block.transactions[location.index]
+    }
+
+    /// Recently read blocks: references in a batch usually point at the same few recent blocks.
+    private func cachedRecord(at height: UInt64) throws -> CommittedBlock {
+        if let cached = recentRecords.first(where: { $0.block.header.height == height }) { return cached }
+        let record = try store.record(at: height)
+        recentRecords.append(record)
+        if recentRecords.count > Self.recentRecordsLimit { recentRecords.removeFirst() }
+        return record
     }
 
     /// Remembers why a transaction was refused, so its status can say so.

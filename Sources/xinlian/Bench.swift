@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import XinlianAudit
 import XinlianCore
+import XinlianCredit
 import XinlianCrypto
 import XinlianNode
 
@@ -46,20 +47,31 @@ struct Bench: AsyncParsableCommand {
         return Double(count) / seconds(ContinuousClock.now - start)
     }
 
+    /// A consortium whose institutions are the sample generator's own, so its transactions pass every credit rule.
     private func commitThroughput(suite: CryptoSuiteID, directory: String) async throws -> (Consortium, Double) {
         let cryptoSuite = CryptoSuite(suite)
         let validator = cryptoSuite.generateSigningKey()
-        let bank = cryptoSuite.generateSigningKey()
+        var keys: [InstitutionID: SigningKey] = [:]
+        var institutions: [InstitutionRecord] = []
+        for (id, roles) in SampleGenerator.institutions {
+            let key = cryptoSuite.generateSigningKey()
+            keys[id] = key
+            institutions.append(InstitutionRecord(id: id, name: id.value, roles: roles, publicKey: key.publicKey.bytes.hexString))
+        }
         let consortium = try Consortium(Genesis(
-            chainId: "bench", cryptoSuite: suite, genesisTimeMs: 0, parameters: .defaults,
-            institutions: [InstitutionRecord(id: "bank", name: "bank", roles: [.member], publicKey: bank.publicKey.bytes.hexString)],
-            validators: [ValidatorRecord(id: "v", institution: "bank", publicKey: validator.publicKey.bytes.hexString, power: 1,
-                                         p2pAddress: "127.0.0.1:1", apiAddress: "127.0.0.1:2")]))
-        let signed = try (0..<transactions).map { index in
-            let subject = try USCC.withCheckCharacter(String(format: "91310000%09d", index % 50_000))
-            let body = TransactionBody(chainID: "bench", kind: .facilityUpdated, reporter: "bank", subject: subject, timeMs: 0,
-                                       nonce: UInt64(index), payload: Array("{\"balance\":\(index)}".utf8))
-            return try Transaction.sign(body, with: bank)
+            chainId: "bench", cryptoSuite: suite, genesisTimeMs: 0, parameters: .defaults, institutions: institutions,
+            validators: [ValidatorRecord(id: "v", institution: institutions[0].id, publicKey: validator.publicKey.bytes.hexString,
+                                         power: 1, p2pAddress: "127.0.0.1:1", apiAddress: "127.0.0.1:2")]))
+        var bodies: [TransactionBody] = []
+        var enterprises = max(1, transactions / 8)
+        while bodies.count < transactions {
+            bodies = try SampleGenerator(seed: 7).bodies(enterprises: enterprises, chainID: "bench", suite: cryptoSuite)
+                .filter { $0.kind != .queryRecord }  // written by nodes, not submitted
+            enterprises *= 2
+        }
+        let signed = try bodies.prefix(transactions).map { body in
+            guard let key = keys[body.reporter] else { throw CLIError("no key for \(body.reporter)") }
+            return try Transaction.sign(body, with: key)
         }
         var logger = Logger(label: "bench")
         logger.logLevel = .warning
@@ -69,10 +81,13 @@ struct Bench: AsyncParsableCommand {
         for chunk in stride(from: 0, to: signed.count, by: 1_000) {
             let batch = Array(signed[chunk..<min(chunk + 1_000, signed.count)])
             for transaction in batch { try engine.check(transaction) }
-            _ = try await engine.admit(batch)
+            let admitted = try await engine.admit(batch)
+            if let refused = admitted.first(where: { if case .rejected = $0.state { true } else { false } }) {
+                throw CLIError("sample transaction refused: \(refused.state)")
+            }
             while try await engine.produceBlock() != nil {}
         }
-        let rate = Double(transactions) / seconds(ContinuousClock.now - start)
+        let rate = Double(signed.count) / seconds(ContinuousClock.now - start)
         await engine.shutdown()
         return (consortium, rate)
     }

@@ -1,50 +1,79 @@
 import ArgumentParser
 import Foundation
 import XinlianCore
+import XinlianCredit
 import XinlianCrypto
 import XinlianNode
 
 struct Load: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Submit signed sample transactions spread over nodes; print throughput and commit-latency percentiles.",
-        discussion: "Example: xinlian load --node http://127.0.0.1:8600 --key .cluster/institutions/bank-a.key --count 1000")
+        abstract: "Submit signed sample transactions (every kind, from the credit model's sample generator) spread over "
+            + "nodes; print throughput and commit-latency percentiles.",
+        discussion: """
+            Sample reporters are mapped by role onto the institutions whose keys are given.
+            Example: xinlian load --node http://127.0.0.1:8600 --institutions .cluster/institutions \\
+                     --genesis .cluster/genesis.json --count 1000
+            """)
 
     @Option(name: .customLong("node"), help: "Node API URL (repeat for several nodes).") var nodes: [String] = []
-    @Option(name: .customLong("key"), help: "Institution key file (repeat; transactions rotate over them).") var keys: [String] = []
+    @Option(help: "Directory of institution key files (*.key).") var institutions: String
+    @Option(help: "The consortium's genesis file (for the institutions' roles).") var genesis: String
     @Option(help: "Number of transactions.") var count: Int = 1000
     @Option(help: "Transactions per request.") var batch: Int = 100
     @Option(help: "Seconds to wait for commitment.") var timeout: Int = 120
-    @Option(help: "Seed for the sample subjects.") var seed: UInt64 = 1
+    @Option(help: "Seed for the sample enterprises.") var seed: UInt64 = 1
 
     func run() async throws {
         try await reportingErrors {
-            guard !nodes.isEmpty, !keys.isEmpty, count > 0, (1...5_000).contains(batch) else {
-                throw CLIError("give at least one --node and --key, a positive --count and --batch 1...5000")
+            guard !nodes.isEmpty, count > 0, (1...5_000).contains(batch) else {
+                throw CLIError("give at least one --node, a positive --count and --batch 1...5000")
             }
-            let signers = try keys.map { path -> (KeyFile, SigningKey) in
-                let file = try KeyFile.load(path: path)
-                return (file, try file.signingKey())
-            }
+            let consortium = try Consortium(try Genesis.load(path: genesis))
+            let keys = try loadKeys()
             let status = try await NodeClient(nodes[0]).get("/v1/status", as: NodeStatus.self)
-            let transactions = try sample(chainID: try Name(status.chainId), signers: signers)
+            guard status.chainId == consortium.chainID.value else {
+                throw CLIError("the node runs chain \(status.chainId), the genesis file is for \(consortium.chainID)")
+            }
+            let transactions = try sample(consortium: consortium, keys: keys)
             let report = try await LoadRun(nodes: nodes.map(NodeClient.init), batch: batch, timeout: timeout)
-                .run(transactions, suite: CryptoSuite(signers[0].0.suite), startHeight: status.height)
+                .run(transactions, suite: consortium.suite, startHeight: status.height)
             print(report)
         }
     }
 
-    private func sample(chainID: ChainID, signers: [(KeyFile, SigningKey)]) throws -> [Transaction] {
-        let kinds: [TransactionKind] = [.facilityOpened, .facilityUpdated, .collateralRegistered, .guaranteeIssued]
-        let start = nowMs()
-        return try (0..<count).map { index in
-            let (file, key) = signers[index % signers.count]
-            let number = (UInt64(index) &* 2_654_435_761 &+ seed) % 1_000_000_000
-            let subject = try USCC.withCheckCharacter(String(format: "91310000%09llu", number % 100_000))
-            let payload = JSONValue.object(["amount": .integer(Int64(number % 10_000_000)), "currency": .string("CNY"),
-                                            "sample": .integer(Int64(index))])
-            let body = TransactionBody(chainID: chainID, kind: kinds[index % kinds.count], reporter: file.owner, subject: subject,
-                                       timeMs: start, nonce: seed &* 1_000_003 &+ UInt64(index),
-                                       payload: try Payload.canonicalize(payload))
+    private func loadKeys() throws -> [InstitutionID: SigningKey] {
+        var keys: [InstitutionID: SigningKey] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: institutions).sorted() where name.hasSuffix(".key") {
+            let file = try KeyFile.load(path: institutions + "/" + name)
+            keys[file.owner] = try file.signingKey()
+        }
+        guard !keys.isEmpty else { throw CLIError("no *.key files in \(institutions)") }
+        return keys
+    }
+
+    /// Each sample institution is mapped to one of ours holding its role, consistently, so that corrections and
+    /// releases still come from the institution that made the original statement.
+    private func sample(consortium: Consortium, keys: [InstitutionID: SigningKey]) throws -> [Transaction] {
+        var mapping: [InstitutionID: InstitutionID] = [:]
+        var used: [InstitutionRole: Int] = [:]
+        for (id, roles) in SampleGenerator.institutions {
+            guard let role = roles.first else { continue }
+            let candidates = keys.keys.filter { consortium.institutionRoles[$0]?.contains(role) == true }.sorted()
+            guard !candidates.isEmpty else { throw CLIError("no key in \(institutions) for an institution with role \(role)") }
+            mapping[id] = candidates[used[role, default: 0] % candidates.count]
+            used[role, default: 0] += 1
+        }
+        let generator = SampleGenerator(seed: seed)
+        var enterprises = max(1, count / 8)
+        var bodies: [TransactionBody] = []
+        while bodies.count < count {
+            bodies = try generator.bodies(enterprises: enterprises, chainID: consortium.chainID, suite: consortium.suite,
+                                          reporter: { mapping[$0] ?? $0 }, nonceBase: seed << 32)
+                .filter { $0.kind != .queryRecord }  // the node writes those itself when it serves a report
+            enterprises *= 2
+        }
+        return try bodies.prefix(count).map { body in
+            guard let key = keys[body.reporter] else { throw CLIError("no key for \(body.reporter)") }
             return try Transaction.sign(body, with: key)
         }
     }
@@ -78,18 +107,14 @@ struct LoadRun {
         let started = clock.now
         var submittedAt: [String: ContinuousClock.Instant] = [:]
         let batches = stride(from: 0, to: transactions.count, by: batch).map { Array(transactions[$0..<min($0 + batch, transactions.count)]) }
-        try await withThrowingTaskGroup(of: [(String, ContinuousClock.Instant)].self) { group in
-            for (index, chunk) in batches.enumerated() {
-                let client = nodes[index % nodes.count]
-                group.addTask {
-                    let sent = clock.now
-                    let request = SubmitRequest(transactions: chunk.map { Data($0.canonicalBytes).base64EncodedString() })
-                    let response = try await client.post("/v1/transactions", json: request, as: SubmitResponse.self)
-                    return response.results.map { ($0.id, sent) }
-                }
-                if index >= 8 { if let done = try await group.next() { for (id, at) in done { submittedAt[id] = at } } }
-            }
-            for try await done in group { for (id, at) in done { submittedAt[id] = at } }
+        // Batches go out in order, one at a time, so that a statement always reaches a node after the
+        // statements it refers to (corrections, updates, releases).
+        for (index, chunk) in batches.enumerated() {
+            let client = nodes[index % nodes.count]
+            let sent = clock.now
+            let request = SubmitRequest(transactions: chunk.map { Data($0.canonicalBytes).base64EncodedString() })
+            let response = try await client.post("/v1/transactions", json: request, as: SubmitResponse.self)
+            for item in response.results { submittedAt[item.id] = sent }
         }
         var latencies: [Double] = []
         var height = startHeight

@@ -11,7 +11,7 @@ struct Testnet: AsyncParsableCommand {
         abstract: "Write keys, configs and one genesis for an N-validator local consortium.",
         discussion: """
             Writes DIR/genesis.json, node homes DIR/node0 ... DIR/node{N-1} (config.json, validator.key, data/), and sample
-            institution keys under DIR/institutions/ (bank-a, bank-b, registry, regulator).
+            institution keys under DIR/institutions/ (bank-a, bank-b, registry, regulator, bureau).
             Example: xinlian testnet --validators 1 --output .cluster
             """)
 
@@ -45,6 +45,7 @@ struct TestnetPlan {
         ("bank-b", "Sample Bank B", [.member]),
         ("registry", "Sample Registry Authority", [.registry]),
         ("regulator", "Sample Regulator", [.regulator]),
+        ("bureau", "Sample Credit Bureau", [.bureau]),
     ]
 
     let validators: Int

@@ -113,15 +113,16 @@ struct ProcessTests {
         defer { if node.isRunning { kill(node.processIdentifier, SIGKILL) } }
         #expect(try eventually(30) { try CLI.run(["status", "--node", url]).status == 0 })
 
-        let key = root + "/institutions/bank-a.key"
-        let first = try CLI.run(["load", "--node", url, "--key", key, "--count", "300", "--seed", "1"])
+        let sampleArguments = ["--institutions", root + "/institutions", "--genesis", root + "/genesis.json"]
+        let first = try CLI.run(["load", "--node", url, "--count", "300", "--seed", "1"] + sampleArguments)
         try #require(first.status == 0, "\(first.stderr)")
         #expect(first.stdout.contains("committed 300 transactions"))
 
         // Load again in the background and kill the node while blocks are being committed.
         let background = Process()
         background.executableURL = URL(fileURLWithPath: CLI.binary)
-        background.arguments = ["load", "--node", url, "--key", key, "--count", "3000", "--batch", "50", "--seed", "2", "--timeout", "20"]
+        background.arguments = ["load", "--node", url, "--count", "3000", "--batch", "50", "--seed", "2", "--timeout", "20"]
+            + sampleArguments
         background.standardOutput = FileHandle.nullDevice
         background.standardError = FileHandle.nullDevice
         let before = try await fetchJSON(url + "/v1/status")
@@ -148,7 +149,7 @@ struct ProcessTests {
 
         // The restarted node still commits.
         let submitted = try CLI.run(["submit", "--node", url, "--key", root + "/institutions/registry.key", "--wait", "-"],
-                                    stdin: #"{"kind":"registration","subject":"91310000MA1FL8TQ36","payload":{"name":"After restart"}}"#)
+                                    stdin: #"{"kind":"registration","subject":"91310000MA1FL8TQ36","payload":{"name":"After restart","legalForm":"limitedLiabilityCompany","legalRepresentative":"Li Na","registeredCapital":{"minor":100000000,"currency":"CNY"},"establishedOn":"2015-03-02","registrationAuthority":"Shanghai AMR","address":"2 Nanjing Road, Shanghai","industry":"C1530"}}"#)
         #expect(submitted.status == 0, "\(submitted.stderr)")
         #expect(submitted.stdout.contains("committed at height"))
 

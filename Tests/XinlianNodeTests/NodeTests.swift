@@ -45,7 +45,12 @@ struct TestNode {
         let body = TransactionBody(chainID: chain ?? consortium.chainID, kind: .facilityOpened, reporter: reporter,
                                    subject: try USCC.withCheckCharacter(String(format: "91310000%09d", n % 7)),
                                    timeMs: 1_764_000_000_000, nonce: UInt64(n),
-                                   payload: try Payload.canonicalize(.object(["amount": .integer(Int64(n))])))
+                                   payload: try Payload.canonicalize(.object([
+                                       "facilityId": .string("F-\(n)"), "type": .string("loan"),
+                                       "amount": .object(["minor": .integer(Int64(n + 1) * 100_000), "currency": .string("CNY")]),
+                                       "openedOn": .string("2025-01-10"), "maturesOn": .string("2027-01-10"),
+                                       "security": .string("unsecured"), "classification": .string("normal"),
+                                   ])))
         return try Transaction.sign(body, with: try #require(institutionKeys[signer ?? reporter]))
     }
 
