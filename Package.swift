@@ -11,7 +11,10 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "xinlian", targets: ["xinlian"]),
+        .library(name: "XinlianCrypto", targets: ["XinlianCrypto"]),
+        .library(name: "XinlianMerkle", targets: ["XinlianMerkle"]),
         .library(name: "XinlianCore", targets: ["XinlianCore"]),
+        .library(name: "XinlianCredit", targets: ["XinlianCredit"]),
         .library(name: "XinlianAudit", targets: ["XinlianAudit"]),
     ],
     dependencies: [
