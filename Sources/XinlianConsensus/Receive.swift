@@ -12,6 +12,10 @@ extension ConsensusCore {
         let proposal = signed.proposal
         guard phase != .idle, proposal.chainID == configuration.chainID else { return }
         if proposal.height > height {
+            // Only the scheduled proposer's block is worth buffering (judged with the current set): anyone else
+            // could otherwise park a full block per future round.
+            guard let context, proposal.proposer == context.schedule.proposer(height: proposal.height, round: proposal.round)
+            else { return }
             let key = BufferKey(round: proposal.round, slot: 0, validator: proposal.proposer)
             return buffer(.proposal(signed, block), key: key, signer: proposal.proposer,
                           signature: signed.signature, message: proposal.signingBytes)

@@ -31,7 +31,9 @@ public struct Day: Hashable, Sendable, Comparable, Codable, CustomStringConverti
 
     /// The China Standard Time day of a ledger time.
     public init(ms: UInt64) {
-        let local = Int64(clamping: ms) + Self.utcOffsetMs
+        // Saturating: a claimed time near the top of the range must not trap.
+        let (sum, overflow) = Int64(clamping: ms).addingReportingOverflow(Self.utcOffsetMs)
+        let local = overflow ? Int64.max : sum
         self.init(daysSinceEpoch: local / Self.msPerDay)
     }
 

@@ -125,7 +125,9 @@ struct Assembly {
     // MARK: Shared helpers
 
     func deadline(of dispute: DisputeState) -> UInt64 {
-        dispute.entry.blockTimeMs + UInt64(max(0, parameters.disputeDeadlineDays)) * 86_400_000
+        let (span, spanOverflow) = UInt64(max(0, parameters.disputeDeadlineDays)).multipliedReportingOverflow(by: 86_400_000)
+        let (end, endOverflow) = dispute.entry.blockTimeMs.addingReportingOverflow(span)
+        return spanOverflow || endOverflow ? UInt64.max : end
     }
 
     func status(of dispute: DisputeState) -> DisputeStatus {

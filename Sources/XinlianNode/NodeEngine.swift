@@ -64,7 +64,11 @@ public actor NodeEngine {
     private var lastBlockProducedMs: UInt64 = 0
     private var recentRecords: [CommittedBlock] = []
     static let recentRecordsLimit = 8
-    private let now: @Sendable () -> UInt64
+    private nonisolated let now: @Sendable () -> UInt64
+    /// How far ahead of this node's clock a reporter's claimed time may be.
+    public static let clockSkewLimitMs: UInt64 = 5 * 60 * 1000
+    /// Distinct committed transactions one submission may reference (each costs a block read).
+    public static let committedReferencesLimit = 256
     private let work: AsyncStream<Void>.Continuation
     /// Signalled when transactions arrive; the block producer waits on it.
     public nonisolated let workSignal: AsyncStream<Void>
@@ -102,6 +106,12 @@ public actor NodeEngine {
     public nonisolated func check(_ transaction: Transaction) throws(VerificationError) {
         try TransactionRules.check(transaction, consortium: consortium)
         try TransactionRules.checkSubmission(transaction, consortium: consortium)
+        // "Not in the future" rules of the credit model are judged against the transaction's own time.
+        let (latest, overflow) = now().addingReportingOverflow(Self.clockSkewLimitMs)
+        guard overflow || transaction.body.timeMs <= latest else {
+            throw VerificationError(code: "time_in_future",
+                                    message: "transaction time is more than \(Self.clockSkewLimitMs / 1000) s ahead of the node's clock")
+        }
     }
 
     /// Admits an already-checked batch, all or nothing: one transaction refused by the credit model's rules
@@ -113,6 +123,7 @@ public actor NodeEngine {
         var results: [Admission] = []
         var fresh: [Mempool.Entry] = []
         var batch: [Hash32: Transaction] = [:]
+        var committedLookups = 0
         let admittedMs = now()
         for transaction in transactions {
             let id = transaction.id(consortium.suite)
@@ -125,7 +136,7 @@ public actor NodeEngine {
                 break
             }
             if batch[id] == nil {
-                do { try checkCredit(transaction, batch: batch) } catch {
+                do { try checkCredit(transaction, batch: batch, committedLookups: &committedLookups) } catch {
                     results.append(Admission(id: id, state: .rejected(error)))
                     continue
                 }
@@ -154,11 +165,18 @@ public actor NodeEngine {
     }
 
     /// The credit model's rules: payload schema, the reporter's role, and references to earlier statements.
-    private func checkCredit(_ transaction: Transaction, batch: [Hash32: Transaction]) throws(VerificationError) {
+    private func checkCredit(_ transaction: Transaction, batch: [Hash32: Transaction],
+                             committedLookups: inout Int) throws(VerificationError) {
         let roles = consortium.institutionRoles[transaction.body.reporter] ?? []
+        var lookups = committedLookups
+        defer { committedLookups = lookups }
         do {
             _ = try CreditRules.check(transaction: transaction, roles: roles, referenced: { id in
-                batch[id] ?? mempool.transaction(id) ?? committedTransaction(id)
+                if let pending = batch[id] ?? mempool.transaction(id) { return pending }
+                // Bounded: each committed reference reads a block on the storage thread.
+                guard lookups < Self.committedReferencesLimit else { return nil }
+                lookups += 1
+                return committedTransaction(id)
             })
         } catch {
             throw VerificationError(code: error.code, message: error.description)

@@ -156,6 +156,10 @@ struct NodeAPITests {
                 Data(badSubject + [0, 0, 0, 0]).base64EncodedString()]))), "invalid_uscc"),
             ("oversized body", ByteBuffer(repeating: UInt8(ascii: " "), count: 70 * 1024), "body_too_large"),
             ("empty batch", ByteBuffer(string: #"{"transactions":[]}"#), "invalid_batch"),
+            ("time at the end of the range", try submitBody([Transaction.sign(TransactionBody(
+                chainID: node.consortium.chainID, kind: good.body.kind, reporter: "bank-a", subject: good.body.subject,
+                timeMs: UInt64.max, nonce: 1, payload: good.body.payload), with: try #require(node.institutionKeys["bank-a"]))]),
+             "time_in_future"),
             ("mixed batch", try submitBody([good, Transaction(body: good.body, signature: badSignature)]), "bad_signature"),
         ]
         try await app.test(.router) { client in
