@@ -80,6 +80,13 @@ public enum CreditRules {
         case .correction(let p):
             let original = try lookup.resolve(p.corrects, "corrects")
             try checkCorrection(transaction, payload: p, original: original, roles: roles)
+            // A restatement's own references (an update's opening, a release's registration) obey the same rules
+            // as the statement it replaces would have.
+            if let value = p.payload {
+                let restated = try CreditStatement.decode(kind: original.body.kind, value: value, root: "correction.payload",
+                                                          today: Day(ms: transaction.body.timeMs))
+                try checkReferences(restated, lookup: lookup, roles: roles)
+            }
         case .dispute(let p):
             try checkDispute(p, lookup: lookup)
         case .disputeResolved(let p):

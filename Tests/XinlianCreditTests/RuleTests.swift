@@ -187,6 +187,16 @@ let directRoleCases: [RoleCase] = [
         }
     }
 
+    /// A restatement may not slip in a reference the original statement could not have carried.
+    @Test func restatedReferencesAreChecked() throws {
+        let dangling = Examples.payload(.facilityUpdated, ["opening": .string(String(repeating: "ab", count: 32))])
+        let error = try #require(throws: CreditError.self) {
+            try CreditRules.check(transaction: correction(["retract": nil, "payload": .object(dangling)]), roles: [.member],
+                                  referenced: ledger.lookup)
+        }
+        #expect(error.code == "unknown_reference")
+    }
+
     @Test func consentsAndMissingStatementsAreNotCorrectable() {
         let onConsent = Fixture.tx(.correction, Examples.payload(.correction, ["corrects": .string(consent.hex)]))
         #expect(throws: CreditError(code: "invalid_reference", path: "correction.corrects", rule: "must name a factual statement, not consentGranted")) {
