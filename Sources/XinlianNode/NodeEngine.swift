@@ -45,9 +45,10 @@ public actor NodeEngine {
     /// Rejections remembered for status queries.
     public static let rejectedMemoryLimit = 10_000
 
-    /// One thread, outside Swift's cooperative pool, on which every engine runs: the block log's fsync and
-    /// SQLite block this thread, never the threads that serve the API and verify signatures.
-    public static let storageThreads = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    /// Threads outside Swift's cooperative pool on which engines run, each engine on one of them: the block
+    /// log's fsync and SQLite block that thread, never the threads that serve the API and verify signatures.
+    /// Several, so that engines sharing a process (tests, simulations) do not stall one another.
+    public static let storageThreads = MultiThreadedEventLoopGroup(numberOfThreads: 4)
 
     private nonisolated let storageLoop: any EventLoop
     public nonisolated var unownedExecutor: UnownedSerialExecutor { storageLoop.executor.asUnownedSerialExecutor() }
