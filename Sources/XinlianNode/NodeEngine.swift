@@ -57,9 +57,9 @@ public actor NodeEngine {
     public nonisolated let validatorID: ValidatorID
     public nonisolated let metrics: NodeMetrics
     nonisolated let logger: Logger
-    private let store: LedgerStore
+    let store: LedgerStore
     private let signer: SignerState
-    private var mempool: Mempool
+    var mempool: Mempool
     private var rejected: [Hash32: VerificationError] = [:]
     private var rejectedOrder: [Hash32] = []
     private var lastBlockProducedMs: UInt64 = 0
@@ -184,14 +184,14 @@ public actor NodeEngine {
         }
     }
 
-    private func committedTransaction(_ id: Hash32) -> Transaction? {
+    func committedTransaction(_ id: Hash32) -> Transaction? {
         guard let location = try? store.location(of: id), let record = try? cachedRecord(at: location.height),
               record.block.transactions.indices.contains(location.index) else { return nil }
         return record.block.transactions[location.index]
     }
 
     /// Recently read blocks: references in a batch usually point at the same few recent blocks.
-    private func cachedRecord(at height: UInt64) throws -> CommittedBlock {
+    func cachedRecord(at height: UInt64) throws -> CommittedBlock {
         if let cached = recentRecords.first(where: { $0.block.header.height == height }) { return cached }
         let record = try store.record(at: height)
         recentRecords.append(record)
