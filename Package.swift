@@ -44,6 +44,8 @@ let package = Package(
         .target(name: "XinlianConsensus", dependencies: ["XinlianCore", "XinlianCrypto"], swiftSettings: strict),
         .target(name: "XinlianSimulation", dependencies: ["XinlianConsensus", "XinlianCore", "XinlianCrypto", "XinlianMerkle"],
                 swiftSettings: strict),
+        .target(name: "XinlianNetwork", dependencies: ["XinlianCore", "XinlianConsensus", "XinlianCrypto"],
+                swiftSettings: strict),
         .target(name: "XinlianCredit", dependencies: ["XinlianCore", "XinlianCrypto"], swiftSettings: strict),
 
         // Shell.
@@ -52,7 +54,8 @@ let package = Package(
         .target(name: "XinlianAudit", dependencies: ["XinlianCore", "XinlianStorage", "XinlianCrypto", "XinlianMerkle"],
                 swiftSettings: strict),
         .target(name: "XinlianNode", dependencies: [
-            "XinlianCore", "XinlianStorage", "XinlianCrypto", "XinlianMerkle", "XinlianCredit",
+            "XinlianCore", "XinlianStorage", "XinlianCrypto", "XinlianMerkle", "XinlianCredit", "XinlianConsensus",
+            "XinlianNetwork",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -80,7 +83,8 @@ let package = Package(
         .testTarget(name: "XinlianAuditTests", dependencies: ["XinlianAudit", "XinlianStorage", "XinlianCore", "XinlianCrypto"],
                     swiftSettings: strict),
         .testTarget(name: "XinlianNodeTests", dependencies: [
-            "XinlianNode", "XinlianCore", "XinlianStorage", "XinlianCrypto", "XinlianMerkle",
+            "XinlianNode", "XinlianCore", "XinlianStorage", "XinlianCrypto", "XinlianMerkle", "XinlianConsensus",
+            "XinlianNetwork",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ], swiftSettings: strict),
         .testTarget(name: "XinlianConsensusTests",

@@ -63,7 +63,15 @@ public enum BlockVerifier {
     /// block before it (the genesis hash for height 1).
     public static func checkStructure(_ record: CommittedBlock, height: UInt64, previousHash: Hash32,
                                       consortium: Consortium) throws(VerificationError) {
-        let header = record.block.header
+        try checkBlock(record.block, height: height, previousHash: previousHash, consortium: consortium)
+        try checkCertificate(record.certificate, header: record.block.header, consortium: consortium)
+    }
+
+    /// The block's header and transaction list, without a certificate: what a validator checks in a proposal
+    /// (before it has one) and block sync checks before the certificate.
+    public static func checkBlock(_ block: Block, height: UInt64, previousHash: Hash32,
+                                  consortium: Consortium) throws(VerificationError) {
+        let header = block.header
         guard header.chainID == consortium.chainID else {
             throw VerificationError(code: "wrong_chain", message: "header chain id \(header.chainID)")
         }
@@ -77,19 +85,18 @@ public enum BlockVerifier {
         guard header.validatorSetHash == consortium.validators.hash else {
             throw VerificationError(code: "bad_validator_set", message: "validator set hash does not match genesis")
         }
-        guard record.block.transactions.count == Int(header.transactionCount) else {
+        guard block.transactions.count == Int(header.transactionCount) else {
             throw VerificationError(code: "bad_transaction_count",
-                                    message: "header says \(header.transactionCount) transactions, block has \(record.block.transactions.count)")
+                                    message: "header says \(header.transactionCount) transactions, block has \(block.transactions.count)")
         }
         guard consortium.validators.member(header.proposer) != nil else {
             throw VerificationError(code: "unknown_proposer", message: "proposer \(header.proposer) is not a validator")
         }
-        let root = Block.transactionsRoot(record.block.transactions, suite: consortium.suite)
+        let root = Block.transactionsRoot(block.transactions, suite: consortium.suite)
         guard root == header.transactionsRoot else {
             throw VerificationError(code: "bad_transactions_root",
                                     message: "transactions root \(header.transactionsRoot) but transactions hash to \(root)")
         }
-        try checkCertificate(record.certificate, header: header, consortium: consortium)
     }
 
     /// Chain id, reporter and signature of every transaction in `transactions`, numbered from `firstIndex`.

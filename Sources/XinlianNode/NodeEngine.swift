@@ -3,10 +3,13 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
+import XinlianConsensus
 import XinlianCore
 import XinlianCredit
 import XinlianCrypto
 import XinlianMerkle
+import XinlianNetwork
 import XinlianStorage
 
 /// Where a transaction stands, as the API reports it.
@@ -35,12 +38,14 @@ public struct NodeStatus: Sendable, Codable, Equatable {
     public var stateRoot: String
     public var mempoolSize: Int
     public var syncing: Bool
+    /// Present on a node of a multi-validator consortium.
+    public var consensus: ConsensusStatusReport?
 }
 
 /// The node's ledger state and its single commit path. All mutation of the ledger happens here.
 ///
-/// With one validator, blocks are produced and certified locally; the consensus issue drives the
-/// same `commit(_:prepared:)` path from the Tendermint core.
+/// With one validator, blocks are produced and certified locally (``BlockProducer``); with several, the
+/// Tendermint core drives the same `commit(_:prepared:)` path (`ConsensusDriver.swift`).
 public actor NodeEngine {
     /// Rejections remembered for status queries.
     public static let rejectedMemoryLimit = 10_000
@@ -58,14 +63,21 @@ public actor NodeEngine {
     public nonisolated let metrics: NodeMetrics
     nonisolated let logger: Logger
     let store: LedgerStore
-    private let signer: SignerState
+    let signer: SignerState
+    let dataDirectory: String
+    /// Consensus state when the consortium has several validators (see ``startConsensus(link:timeouts:)``).
+    var consensus: ConsensusRuntime?
+    var connectedPeers: Set<ValidatorID> = []
+    /// Height and hash, readable without entering the actor (the network's status frames use it).
+    public nonisolated let tip: Mutex<PeerStatus>
     var mempool: Mempool
     private var rejected: [Hash32: VerificationError] = [:]
     private var rejectedOrder: [Hash32] = []
-    private var lastBlockProducedMs: UInt64 = 0
+    var lastBlockProducedMs: UInt64 = 0
     private var recentRecords: [CommittedBlock] = []
+    private var heightWaiters: [(ticket: UUID, height: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
     static let recentRecordsLimit = 8
-    private nonisolated let now: @Sendable () -> UInt64
+    nonisolated let now: @Sendable () -> UInt64
     /// How far ahead of this node's clock a reporter's claimed time may be.
     public static let clockSkewLimitMs: UInt64 = 5 * 60 * 1000
     /// Distinct committed transactions one submission may reference (each costs a block read).
@@ -90,7 +102,10 @@ public actor NodeEngine {
         self.logger = logger
         self.mempool = mempool
         self.now = now
-        self.store = try LedgerStore(dataDirectory: dataDirectory, consortium: consortium)
+        self.dataDirectory = dataDirectory
+        let store = try LedgerStore(dataDirectory: dataDirectory, consortium: consortium)
+        self.store = store
+        self.tip = Mutex(PeerStatus(height: store.height, lastBlockHash: store.lastBlockHash))
         self.signer = try SignerState(path: dataDirectory + "/signer-state.json", key: validatorKey)
         (workSignal, work) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         if let torn = store.recoveredTornTail {
@@ -120,7 +135,9 @@ public actor NodeEngine {
     /// `mempool_full`. Transactions already pending or committed are reported as such, not added twice.
     /// References (corrections, updates, releases) may point at committed transactions, pending ones, or
     /// earlier ones in the same batch.
-    public func admit(_ transactions: [Transaction]) throws(VerificationError) -> [Admission] {
+    /// With `relay`, newly admitted transactions are forwarded once to every peer (transactions that came from a
+    /// peer are not forwarded again: every validator is connected to every other).
+    public func admit(_ transactions: [Transaction], relay: Bool = true) throws(VerificationError) -> [Admission] {
         var results: [Admission] = []
         var fresh: [Mempool.Entry] = []
         var batch: [Hash32: Transaction] = [:]
@@ -161,7 +178,18 @@ public actor NodeEngine {
             mempool.insert(entry)
         }
         metrics.mempoolSize.record(Int64(mempool.count))
-        if !fresh.isEmpty { work.yield() }
+        if !fresh.isEmpty {
+            work.yield()
+            if let link = consensus?.link {
+                if relay {
+                    for start in stride(from: 0, to: fresh.count, by: WireLimits.transactionsPerFrame) {
+                        let chunk = fresh[start..<min(start + WireLimits.transactionsPerFrame, fresh.count)]
+                        link.broadcast(.transactions(chunk.map(\.transaction)))
+                    }
+                }
+                maybeStartNextHeight()
+            }
+        }
         return results
     }
 
@@ -286,9 +314,15 @@ public actor NodeEngine {
                                     transactionIndex: index)
         }
         try store.append(record, prepared: prepared)
+        tip.withLock { $0 = PeerStatus(height: store.height, lastBlockHash: store.lastBlockHash) }
         mempool.remove(ids)
         lastBlockProducedMs = now()
         metrics.height.record(Int64(record.block.header.height))
+        if !heightWaiters.isEmpty {
+            let reached = store.height
+            for waiter in heightWaiters where waiter.height <= reached { waiter.continuation.resume() }
+            heightWaiters.removeAll { $0.height <= reached }
+        }
         metrics.committed.increment(by: Int64(ids.count))
         metrics.mempoolSize.record(Int64(mempool.count))
         logger.debug("committed block", metadata: ["height": "\(record.block.header.height)", "transactions": "\(ids.count)"])
@@ -300,10 +334,31 @@ public actor NodeEngine {
         NodeStatus(chainId: consortium.chainID.value, cryptoSuite: consortium.suite.id.rawValue,
                    genesisHash: consortium.genesisHash.hex, validator: validatorID.value, height: store.height,
                    lastBlockHash: store.lastBlockHash.hex, lastBlockTimeMs: store.lastHeader?.timeMs ?? consortium.genesis.genesisTimeMs,
-                   stateRoot: store.stateRoot.hex, mempoolSize: mempool.count, syncing: false)
+                   stateRoot: store.stateRoot.hex, mempoolSize: mempool.count, syncing: consensus?.sync != nil,
+                   consensus: consensus == nil ? nil : consensusReport())
     }
 
     public var height: UInt64 { store.height }
+
+    /// Returns once the ledger reaches `target` (at once if it has). Wrap it in a timeout where that matters.
+    /// Cancelling the waiting task ends the wait.
+    public func waitUntilHeight(_ target: UInt64) async {
+        guard store.height < target else { return }
+        let ticket = UUID()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                if Task.isCancelled { return continuation.resume() }
+                heightWaiters.append((ticket, target, continuation))
+            }
+        } onCancel: {
+            Task { await self.endWait(ticket) }
+        }
+    }
+
+    private func endWait(_ ticket: UUID) {
+        for waiter in heightWaiters where waiter.ticket == ticket { waiter.continuation.resume() }
+        heightWaiters.removeAll { $0.ticket == ticket }
+    }
 
     public func record(at height: UInt64) throws -> CommittedBlock { try store.record(at: height) }
 
@@ -328,6 +383,10 @@ public actor NodeEngine {
 
     public func shutdown() {
         work.finish()
+        for waiter in heightWaiters { waiter.continuation.resume() }
+        heightWaiters = []
+        consensus?.journal.close()
+        consensus = nil
         store.close()
     }
 }

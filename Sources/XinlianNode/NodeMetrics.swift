@@ -11,6 +11,11 @@ public final class NodeMetrics: Sendable {
     let committed: CoreMetrics.Counter
     let rejected: CoreMetrics.Counter
     let commitLatency: Metrics.Timer
+    let consensusRound: CoreMetrics.Gauge
+    let peersConnected: CoreMetrics.Gauge
+    let evidence: CoreMetrics.Counter
+    let blocksSynced: CoreMetrics.Counter
+    let peersDropped: CoreMetrics.Counter
 
     public init() {
         let registry = PrometheusCollectorRegistry()
@@ -21,6 +26,11 @@ public final class NodeMetrics: Sendable {
         committed = CoreMetrics.Counter(label: "xinlian_transactions_committed_total", factory: factory)
         rejected = CoreMetrics.Counter(label: "xinlian_transactions_rejected_total", factory: factory)
         commitLatency = Metrics.Timer(label: "xinlian_commit_latency_seconds", factory: factory)
+        consensusRound = CoreMetrics.Gauge(label: "xinlian_consensus_round", factory: factory)
+        peersConnected = CoreMetrics.Gauge(label: "xinlian_peers_connected", factory: factory)
+        evidence = CoreMetrics.Counter(label: "xinlian_equivocations_total", factory: factory)
+        blocksSynced = CoreMetrics.Counter(label: "xinlian_blocks_synced_total", factory: factory)
+        peersDropped = CoreMetrics.Counter(label: "xinlian_peers_dropped_total", factory: factory)
     }
 
     /// The Prometheus text exposition.

@@ -1,0 +1,584 @@
+import CoreMetrics
+import Foundation
+import Logging
+import Synchronization
+import XinlianConsensus
+import XinlianCore
+import XinlianCrypto
+import XinlianNetwork
+import XinlianStorage
+
+/// What the engine needs from the peer network (the TCP transport in production, an in-process hub in tests).
+public protocol PeerLink: Sendable {
+    func broadcast(_ message: WireMessage)
+    func send(_ message: WireMessage, to peer: ValidatorID)
+    /// Drops the connection and logs `reason`; the peer may come back later.
+    func disconnect(_ peer: ValidatorID, reason: String)
+}
+
+/// The consensus side of a multi-validator node: the pure core, its journal, and block sync.
+struct ConsensusRuntime {
+    var core: ConsensusCore
+    let journal: ConsensusJournal
+    let link: any PeerLink
+    /// Prepared state of blocks built or validated at the current height, by block hash.
+    var prepared: [Hash32: PreparedState] = [:]
+    /// The best height each connected peer has told us about.
+    var peerHeights: [ValidatorID: UInt64] = [:]
+    /// The outstanding block-sync request, if any.
+    var sync: SyncRequest?
+    var syncSerial: UInt64 = 0
+    /// Equivocations seen (bounded), newest last.
+    var evidence: [Equivocation] = []
+    /// When the next height may start (the genesis block interval after the last commit).
+    var earliestStartMs: UInt64 = 0
+    var startWakeScheduled = false
+    /// Peer messages are journalled while the journal has room; own messages always are.
+    var journalFullLogged = false
+
+    struct SyncRequest {
+        var peer: ValidatorID
+        var fromHeight: UInt64
+        var serial: UInt64
+    }
+
+    static let evidenceLimit = 64
+    /// Journal bytes kept for the peers' messages of one height; own messages are always written.
+    static let journalPeerBytesLimit = 128 * 1024 * 1024
+    /// How long a sync request may go unanswered before another peer is asked.
+    static let syncTimeoutMs: UInt64 = 10_000
+    /// How long a height may stay undecided before the node warns, and again every such interval.
+    static let stallWarningMs: UInt64 = 10_000
+}
+
+/// Where consensus stands, for `/v1/status`.
+public struct ConsensusStatusReport: Sendable, Codable, Equatable {
+    public var height: UInt64
+    public var round: UInt32
+    public var step: String
+    public var lockedRound: UInt32?
+    public var peers: [String]
+    /// Voting power of this validator plus its connected peers, and the total.
+    public var connectedPower: UInt64
+    public var totalPower: UInt64
+    public var equivocations: Int
+    public var syncingFrom: String?
+}
+
+extension NodeEngine {
+    /// Starts BFT consensus over `link`: replays the journal of an interrupted height, then runs.
+    public func startConsensus(link: any PeerLink, timeouts: TimeoutConfig) throws {
+        let configuration = ConsensusConfiguration(chainID: consortium.chainID, suite: consortium.suite,
+                                                   localValidator: validatorID, timeouts: timeouts)
+        let (journal, records) = try ConsensusJournal.open(path: dataDirectory + "/consensus.journal",
+                                                           byteLimit: ConsensusRuntime.journalPeerBytesLimit + 64 * 1024 * 1024,
+                                                           recordLimit: JournalEntry.limit)
+        consensus = ConsensusRuntime(core: ConsensusCore(configuration: configuration), journal: journal, link: link)
+        let next = store.height + 1
+        var entries: [JournalEntry] = []
+        for bytes in records {
+            guard let entry = try? JournalEntry(canonicalBytes: bytes, limit: JournalEntry.limit) else { break }
+            entries.append(entry)
+        }
+        entries = entries.filter { $0.height == next }
+        if entries.isEmpty {
+            try journal.reset()
+            maybeStartNextHeight()
+        } else {
+            replay(entries, height: next)
+            watch(height: next)
+        }
+    }
+
+    /// Rebuilds the core's state for `height` from the journal, then carries out what was left undone.
+    private func replay(_ entries: [JournalEntry], height: UInt64) {
+        guard var runtime = consensus else { return }
+        var pending = runtime.core.step(.start(height: height, validators: consortium.validators,
+                                               previousBlockHash: store.lastBlockHash))
+        for entry in entries {
+            let event = entry.event
+            // An answer in the journal settles the request it answers.
+            switch event {
+            case .timeout(let timeout):
+                pending.removeAll { if case .scheduleTimeout(timeout, _) = $0 { true } else { false } }
+            case .blockBuilt:
+                pending.removeAll { if case .buildBlock = $0 { true } else { false } }
+            case .blockValidated(let hash, _):
+                pending.removeAll { if case .validateBlock(let block) = $0 { block.header.hash(consortium.suite) == hash } else { false } }
+            case .signed(let message):
+                pending.removeAll { if case .sign(let request) = $0 { request.matches(message) } else { false } }
+            default:
+                break
+            }
+            pending += runtime.core.step(event)
+        }
+        consensus = runtime
+        logger.info("consensus journal replayed", metadata: [
+            "height": "\(height)", "entries": "\(entries.count)", "round": "\(runtime.core.round)",
+            "lockedRound": "\(runtime.core.status.lockedRound.map(String.init) ?? "none")",
+        ])
+        // Broadcasts are re-sent to each peer as it connects (held messages); everything else still owed is done now.
+        let owed = pending.filter {
+            switch $0 {
+            case .broadcastProposal, .broadcastVote, .evidence: false
+            default: true
+            }
+        }
+        run(owed)
+    }
+
+    // MARK: Events
+
+    /// One event from the peer network. Signatures of consensus messages were checked by the caller
+    /// (``PeerEventPump``), which disconnects peers that send bad ones.
+    public func handle(_ event: NetworkEvent) {
+        guard consensus != nil else { return }
+        switch event {
+        case .connected(let peer, let hello):
+            connectedPeers.insert(peer)
+            metrics.peersConnected.record(Int64(connectedPeers.count))
+            noteHeight(hello.height, of: peer)
+            if let held = consensus?.core.heldMessages, consensus?.core.phase == .running {
+                for message in held { consensus?.link.send(.consensus(message), to: peer) }
+            }
+        case .disconnected(let peer, _):
+            connectedPeers.remove(peer)
+            consensus?.peerHeights[peer] = nil
+            metrics.peersConnected.record(Int64(connectedPeers.count))
+            if consensus?.sync?.peer == peer {
+                consensus?.sync = nil
+                requestSyncIfBehind()
+            }
+        case .message(let peer, let message):
+            receive(message, from: peer)
+        }
+    }
+
+    private func receive(_ message: WireMessage, from peer: ValidatorID) {
+        switch message {
+        case .hello:
+            break
+        case .status(let status):
+            noteHeight(status.height, of: peer)
+        case .transactions(let transactions):
+            admitGossiped(transactions)
+        case .consensus(let message):
+            guard let runtime = consensus else { return }
+            let next = store.height + 1
+            if message.height == next, runtime.core.phase != .running || runtime.core.height < next {
+                // A peer has started the next height: join it now rather than wait for local work.
+                startHeight(next)
+            }
+            switch message {
+            case .proposal(let signed, let block): feed(.proposal(signed, block), journalSync: false, fromPeer: true)
+            case .vote(let signed): feed(.vote(signed), journalSync: false, fromPeer: true)
+            }
+        case .syncRequest(let fromHeight, let count):
+            serveSync(fromHeight: fromHeight, count: count, to: peer)
+        case .syncResponse(let fromHeight, let blocks):
+            applySync(fromHeight: fromHeight, blocks: blocks, from: peer)
+        }
+    }
+
+    /// A consensus timer fired.
+    public func fire(_ timeout: Timeout) {
+        guard let runtime = consensus, runtime.core.phase == .running, timeout.height == runtime.core.height else { return }
+        feed(.timeout(timeout), journalSync: false, fromPeer: false)
+    }
+
+    // MARK: The core's loop
+
+    /// Journals `event`, steps the core, and carries out its actions (which may feed more events).
+    private func feed(_ event: ConsensusEvent, journalSync: Bool, fromPeer: Bool) {
+        guard var runtime = consensus else { return }
+        journal(event, height: runtime.core.height, sync: journalSync, fromPeer: fromPeer, runtime: &runtime)
+        let actions = runtime.core.step(event)
+        consensus = runtime
+        run(actions)
+    }
+
+    private func journal(_ event: ConsensusEvent, height: UInt64, sync: Bool, fromPeer: Bool,
+                         runtime: inout ConsensusRuntime) {
+        guard runtime.core.phase == .running, let entry = JournalEntry(height: height, event: event) else { return }
+        let bytes = entry.canonicalBytes
+        if fromPeer && runtime.journal.sizeBytes + bytes.count > ConsensusRuntime.journalPeerBytesLimit {
+            if !runtime.journalFullLogged {
+                logger.warning("consensus journal full for this height: peers' messages are no longer journalled",
+                               metadata: ["height": "\(height)"])
+                runtime.journalFullLogged = true
+            }
+            return
+        }
+        do {
+            try runtime.journal.append(bytes, sync: sync)
+        } catch {
+            logger.error("consensus journal write failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func run(_ initial: [ConsensusAction]) {
+        var queue = initial[...]
+        while let action = queue.popFirst() {
+            guard let runtime = consensus else { return }
+            switch action {
+            case .buildBlock(let height, let round):
+                if let block = buildBlock(height: height, round: round) {
+                    feed(.blockBuilt(block), journalSync: false, fromPeer: false)
+                }
+            case .validateBlock(let block):
+                let hash = block.header.hash(consortium.suite)
+                feed(.blockValidated(hash: hash, valid: validate(block, hash: hash)), journalSync: false, fromPeer: false)
+            case .sign(let request):
+                // Persist, then sign: the journal (everything that led here) and the double-sign guard are on
+                // disk before the signature exists; broadcast comes after, as the core's next action.
+                do {
+                    try runtime.journal.sync()
+                    let signature = try signer.sign(request.signingBytes, height: request.height, round: request.round,
+                                                    step: SignerState.Step(rawValue: request.step.rawValue) ?? .precommit)
+                    let message: SignedMessage = switch request {
+                    case .proposal(let proposal): .proposal(SignedProposal(proposal: proposal, signature: signature))
+                    case .vote(let vote): .vote(SignedVote(vote: vote, signature: signature))
+                    }
+                    feed(.signed(message), journalSync: true, fromPeer: false)
+                } catch {
+                    logger.warning("refused to sign", metadata: [
+                        "height": "\(request.height)", "round": "\(request.round)", "step": "\(request.step)",
+                        "reason": "\(error)",
+                    ])
+                }
+            case .broadcastProposal(let signed, let block):
+                runtime.link.broadcast(.consensus(.proposal(signed, block)))
+            case .broadcastVote(let signed):
+                runtime.link.broadcast(.consensus(.vote(signed)))
+            case .scheduleTimeout(let timeout, let durationMs):
+                metrics.consensusRound.record(Int64(timeout.round))
+                schedule(afterMs: durationMs) { engine in await engine.fire(timeout) }
+            case .commit(let block, let certificate):
+                commitDecided(block, certificate)
+            case .evidence(let equivocation):
+                recordEvidence(equivocation)
+            }
+        }
+    }
+
+    /// Runs `body` on this engine after `ms` milliseconds (timers are never cancelled; stale ones are ignored).
+    private nonisolated func schedule(afterMs ms: UInt64, _ body: @escaping @Sendable (NodeEngine) async -> Void) {
+        Task { [weak self] in
+            try? await Task.sleep(for: .milliseconds(Int64(clamping: ms)))
+            guard let self else { return }
+            await body(self)
+        }
+    }
+
+    // MARK: Blocks
+
+    private func buildBlock(height: UInt64, round: UInt32) -> Block? {
+        guard height == store.height + 1 else { return nil }
+        let parameters = consortium.genesis.parameters
+        let entries = mempool.batch(maxCount: Int(parameters.maxBlockTransactions), maxBytes: Int(parameters.maxBlockBytes))
+        let transactions = entries.map(\.transaction)
+        do {
+            let prepared = try store.prepareState(transactions)
+            let header = BlockHeader(
+                chainID: consortium.chainID, height: height, timeMs: max(now(), store.lastHeader?.timeMs ?? 0),
+                previousHash: store.lastBlockHash,
+                transactionsRoot: Block.transactionsRoot(transactions, suite: consortium.suite),
+                stateRoot: prepared.stateRoot, validatorSetHash: consortium.validators.hash, proposer: validatorID,
+                transactionCount: UInt32(transactions.count))
+            consensus?.prepared[header.hash(consortium.suite)] = prepared
+            return Block(header: header, transactions: transactions)
+        } catch {
+            logger.error("building a block failed", metadata: ["height": "\(height)", "round": "\(round)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// Everything a validator checks before prevoting for a proposed block.
+    private func validate(_ block: Block, hash: Hash32) -> Bool {
+        do {
+            try BlockVerifier.checkBlock(block, height: store.height + 1, previousHash: store.lastBlockHash,
+                                         consortium: consortium)
+            let header = block.header
+            let previousTime = store.lastHeader?.timeMs ?? consortium.genesis.genesisTimeMs
+            guard header.timeMs >= previousTime else {
+                throw VerificationError(code: "bad_time", message: "block time is before its parent's")
+            }
+            let (latest, overflow) = now().addingReportingOverflow(Self.clockSkewLimitMs)
+            guard overflow || header.timeMs <= latest else {
+                throw VerificationError(code: "time_in_future", message: "block time is ahead of this node's clock")
+            }
+            try checkTransactions(block.transactions)
+            let prepared = try store.prepareState(block.transactions)
+            guard prepared.stateRoot == header.stateRoot else {
+                throw VerificationError(code: "bad_state_root", message: "state root does not match the transactions")
+            }
+            consensus?.prepared[hash] = prepared
+            return true
+        } catch {
+            logger.warning("proposed block refused", metadata: [
+                "height": "\(block.header.height)", "proposer": "\(block.header.proposer)", "reason": "\(error)",
+            ])
+            return false
+        }
+    }
+
+    /// Signatures, uniqueness and not-yet-committed for a block's transactions.
+    private func checkTransactions(_ transactions: [Transaction]) throws {
+        try BlockVerifier.checkSignatures(transactions[...], consortium: consortium)
+        let ids = transactions.map { $0.id(consortium.suite) }
+        guard Set(ids).count == ids.count else {
+            throw VerificationError(code: "duplicate_transaction", message: "a transaction appears twice in the block")
+        }
+        for (index, id) in ids.enumerated() where try store.contains(id) {
+            throw VerificationError(code: "duplicate_transaction", message: "transaction \(id) is already committed",
+                                    transactionIndex: index)
+        }
+    }
+
+    private func commitDecided(_ block: Block, _ certificate: CommitCertificate) {
+        let hash = block.header.hash(consortium.suite)
+        let record = CommittedBlock(block: block, certificate: certificate)
+        do {
+            let prepared = try consensus?.prepared[hash] ?? store.prepareState(block.transactions)
+            try commit(record, prepared: prepared, signaturesChecked: consensus?.prepared[hash] != nil)
+        } catch {
+            logger.critical("committing a decided block failed", metadata: ["height": "\(block.header.height)", "error": "\(error)"])
+            return
+        }
+        afterCommit()
+    }
+
+    /// Bookkeeping once the ledger grew (by consensus or by sync): clear the height, then wait for the next.
+    private func afterCommit() {
+        guard consensus != nil else { return }
+        consensus?.prepared = [:]
+        consensus?.journalFullLogged = false
+        do { try consensus?.journal.reset() } catch {
+            logger.error("resetting the consensus journal failed", metadata: ["error": "\(error)"])
+        }
+        tip.withLock { $0 = PeerStatus(height: store.height, lastBlockHash: store.lastBlockHash) }
+        consensus?.earliestStartMs = now() &+ consortium.genesis.parameters.blockIntervalMs
+        consensus?.link.broadcast(.status(PeerStatus(height: store.height, lastBlockHash: store.lastBlockHash)))
+        maybeStartNextHeight()
+    }
+
+    // MARK: Starting heights
+
+    /// Starts the next height when there is something to decide: pending transactions, a heartbeat due, or
+    /// (see `receive`) a peer that already started it. An idle consortium signs nothing.
+    func maybeStartNextHeight() {
+        guard let runtime = consensus, runtime.sync == nil else { return }
+        let next = store.height + 1
+        guard runtime.core.phase != .running || runtime.core.height < next else { return }
+        let heartbeat = consortium.genesis.parameters.heartbeatIntervalMs
+        let heartbeatDue = heartbeat > 0 && now() >= lastBlockProducedMs &+ heartbeat
+        guard mempool.count > 0 || heartbeatDue else {
+            if heartbeat > 0 { scheduleStartWake(afterMs: heartbeat) }
+            return
+        }
+        let current = now()
+        if current < runtime.earliestStartMs {
+            scheduleStartWake(afterMs: runtime.earliestStartMs - current)
+            return
+        }
+        startHeight(next)
+    }
+
+    private func scheduleStartWake(afterMs ms: UInt64) {
+        guard consensus?.startWakeScheduled == false else { return }
+        consensus?.startWakeScheduled = true
+        schedule(afterMs: ms) { engine in await engine.startWake() }
+    }
+
+    private func startWake() {
+        consensus?.startWakeScheduled = false
+        maybeStartNextHeight()
+    }
+
+    private func startHeight(_ height: UInt64) {
+        guard let runtime = consensus, runtime.core.phase != .running || runtime.core.height < height,
+            height == store.height + 1
+        else { return }
+        do { try runtime.journal.reset() } catch {
+            logger.error("resetting the consensus journal failed", metadata: ["error": "\(error)"])
+        }
+        feed(.start(height: height, validators: consortium.validators, previousBlockHash: store.lastBlockHash),
+             journalSync: false, fromPeer: false)
+        watch(height: height)
+    }
+
+    /// Every `stallWarningMs` while a height stays undecided, says why in the log.
+    private func watch(height: UInt64) {
+        schedule(afterMs: ConsensusRuntime.stallWarningMs) { engine in await engine.checkProgress(height: height) }
+    }
+
+    private func checkProgress(height: UInt64) {
+        guard let runtime = consensus, runtime.core.phase == .running, runtime.core.height == height,
+            store.height + 1 == height
+        else { return }
+        warnStalled(runtime)
+        watch(height: height)
+    }
+
+    private func warnStalled(_ runtime: ConsensusRuntime) {
+        let report = consensusReport()
+        logger.warning("no progress: this height is undecided; a commit needs precommits from more than two thirds of the voting power", metadata: [
+            "height": "\(runtime.core.height)", "round": "\(runtime.core.round)",
+            "connectedPower": "\(report.connectedPower)", "totalPower": "\(report.totalPower)",
+            "peers": "\(report.peers.joined(separator: ","))",
+        ])
+    }
+
+    // MARK: Transactions from peers
+
+    /// Transactions a peer forwarded (already signature-checked by the pump): admitted one by one, not forwarded again.
+    private func admitGossiped(_ transactions: [Transaction]) {
+        for transaction in transactions {
+            _ = try? admit([transaction], relay: false)
+        }
+    }
+
+    // MARK: Block sync
+
+    private func noteHeight(_ height: UInt64, of peer: ValidatorID) {
+        let known = consensus?.peerHeights[peer] ?? 0
+        consensus?.peerHeights[peer] = max(height, known)
+        requestSyncIfBehind()
+    }
+
+    private func requestSyncIfBehind() {
+        guard var runtime = consensus, runtime.sync == nil else { return }
+        let ours = store.height
+        guard let (peer, theirs) = runtime.peerHeights.filter({ $0.value > ours && connectedPeers.contains($0.key) })
+            .max(by: { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) })
+        else { return }
+        runtime.syncSerial += 1
+        let serial = runtime.syncSerial
+        runtime.sync = ConsensusRuntime.SyncRequest(peer: peer, fromHeight: ours + 1, serial: serial)
+        consensus = runtime
+        let count = UInt32(min(UInt64(WireLimits.syncBlocksPerRequest), theirs - ours))
+        logger.info("behind a peer: requesting blocks", metadata: [
+            "peer": "\(peer)", "from": "\(ours + 1)", "count": "\(count)", "peerHeight": "\(theirs)",
+        ])
+        runtime.link.send(.syncRequest(fromHeight: ours + 1, count: count), to: peer)
+        schedule(afterMs: ConsensusRuntime.syncTimeoutMs) { engine in await engine.syncTimedOut(serial: serial) }
+    }
+
+    private func syncTimedOut(serial: UInt64) {
+        guard let sync = consensus?.sync, sync.serial == serial else { return }
+        logger.warning("block sync request unanswered; asking again", metadata: ["peer": "\(sync.peer)"])
+        consensus?.sync = nil
+        consensus?.peerHeights[sync.peer] = nil
+        requestSyncIfBehind()
+        maybeStartNextHeight()
+    }
+
+    /// Sends up to `count` committed blocks from `fromHeight`, within a byte budget (at least one block).
+    private func serveSync(fromHeight: UInt64, count: UInt32, to peer: ValidatorID) {
+        guard let link = consensus?.link else { return }
+        var blocks: [CommittedBlock] = []
+        var bytes = 0
+        var height = fromHeight
+        let last = min(store.height, fromHeight &+ UInt64(min(count, UInt32(WireLimits.syncBlocksPerRequest))) &- 1)
+        while fromHeight >= 1, height <= last {
+            guard let record = try? store.record(at: height) else { break }
+            let size = record.canonicalBytes.count
+            if !blocks.isEmpty && bytes + size > Self.syncResponseBytesBudget { break }
+            blocks.append(record)
+            bytes += size
+            height += 1
+        }
+        link.send(.syncResponse(fromHeight: fromHeight, blocks: blocks), to: peer)
+    }
+
+    /// Bytes of blocks in one sync reply (one block is always sent, up to the frame limit).
+    static let syncResponseBytesBudget = 8 * 1024 * 1024
+
+    /// Verifies and commits synced blocks in order; a forged block or a refusal to serve claimed heights
+    /// disconnects the peer.
+    private func applySync(fromHeight: UInt64, blocks: [CommittedBlock], from peer: ValidatorID) {
+        guard let sync = consensus?.sync, sync.peer == peer, sync.fromHeight == fromHeight else { return }
+        consensus?.sync = nil
+        guard fromHeight == store.height + 1 else {
+            requestSyncIfBehind()
+            return
+        }
+        if blocks.isEmpty {
+            if (consensus?.peerHeights[peer] ?? 0) >= fromHeight {
+                drop(peer, reason: "claimed height \(consensus?.peerHeights[peer] ?? 0) but served no block from \(fromHeight)")
+            }
+            return
+        }
+        var applied = 0
+        for record in blocks {
+            let height = store.height + 1
+            do {
+                try BlockVerifier.checkStructure(record, height: height, previousHash: store.lastBlockHash,
+                                                 consortium: consortium)
+                try checkTransactions(record.block.transactions)
+                let prepared = try store.prepareState(record.block.transactions)
+                guard prepared.stateRoot == record.block.header.stateRoot else {
+                    throw VerificationError(code: "bad_state_root", message: "state root does not match the transactions")
+                }
+                try commit(record, prepared: prepared, signaturesChecked: true)
+                applied += 1
+            } catch {
+                drop(peer, reason: "block sync: block \(height) refused: \(error)")
+                break
+            }
+        }
+        if applied > 0 {
+            metrics.blocksSynced.increment(by: Int64(applied))
+            logger.info("synced blocks", metadata: ["peer": "\(peer)", "count": "\(applied)", "height": "\(store.height)"])
+            afterCommit()
+        }
+        requestSyncIfBehind()
+    }
+
+    /// Disconnects a peer that broke the protocol, counting it.
+    func drop(_ peer: ValidatorID, reason: String) {
+        metrics.peersDropped.increment()
+        logger.warning("dropping peer", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
+        consensus?.peerHeights[peer] = nil
+        consensus?.link.disconnect(peer, reason: reason)
+    }
+
+    // MARK: Evidence and status
+
+    private func recordEvidence(_ equivocation: Equivocation) {
+        metrics.evidence.increment()
+        logger.warning("equivocation: a validator signed two conflicting messages",
+                       metadata: ["validator": "\(equivocation.validator)"])
+        guard consensus != nil else { return }
+        consensus?.evidence.append(equivocation)
+        if let count = consensus?.evidence.count, count > ConsensusRuntime.evidenceLimit {
+            consensus?.evidence.removeFirst(count - ConsensusRuntime.evidenceLimit)
+        }
+    }
+
+    /// Equivocations kept, newest last.
+    public var equivocations: [Equivocation] { consensus?.evidence ?? [] }
+
+    func consensusReport() -> ConsensusStatusReport {
+        let validators = consortium.validators
+        let local = validators.member(validatorID)?.power ?? 0
+        let connected = connectedPeers.reduce(local) { $0 + (validators.member($1)?.power ?? 0) }
+        let core = consensus?.core.status
+        return ConsensusStatusReport(
+            height: core?.height ?? store.height, round: core?.round ?? 0, step: core.map { "\($0.step)" } ?? "idle",
+            lockedRound: core?.lockedRound, peers: connectedPeers.map(\.value).sorted(), connectedPower: connected,
+            totalPower: validators.totalPower, equivocations: Int(consensus?.evidence.count ?? 0),
+            syncingFrom: consensus?.sync?.peer.value)
+    }
+}
+
+extension SignRequest {
+    /// Whether `message` is this request, signed.
+    func matches(_ message: SignedMessage) -> Bool {
+        switch (self, message) {
+        case (.proposal(let proposal), .proposal(let signed)): proposal == signed.proposal
+        case (.vote(let vote), .vote(let signed)): vote == signed.vote
+        default: false
+        }
+    }
+}
