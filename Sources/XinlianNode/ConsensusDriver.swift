@@ -4,6 +4,7 @@ import Logging
 import Synchronization
 import XinlianConsensus
 import XinlianCore
+import XinlianCredit
 import XinlianCrypto
 import XinlianNetwork
 import XinlianStorage
@@ -276,7 +277,15 @@ extension NodeEngine {
         guard height == store.height + 1 else { return nil }
         let parameters = consortium.genesis.parameters
         let entries = mempool.batch(maxCount: Int(parameters.maxBlockTransactions), maxBytes: Int(parameters.maxBlockBytes))
-        let transactions = entries.map(\.transaction)
+        var transactions = entries.map(\.transaction)
+        // What other validators would refuse (a reference that no longer resolves) leaves the mempool now.
+        let failures = creditFailures(transactions)
+        if !failures.isEmpty {
+            let refused = failures.keys.map { entries[$0].id }
+            for index in failures.keys.sorted() { recordRejection(entries[index].id, failures[index] ?? VerificationError(code: "invalid", message: "")) }
+            mempool.remove(refused)
+            transactions = entries.indices.filter { failures[$0] == nil }.map { entries[$0].transaction }
+        }
         do {
             let prepared = try store.prepareState(transactions)
             let header = BlockHeader(
@@ -308,6 +317,10 @@ extension NodeEngine {
                 throw VerificationError(code: "time_in_future", message: "block time is ahead of this node's clock")
             }
             try checkTransactions(block.transactions)
+            if let (index, failure) = creditFailures(block.transactions).min(by: { $0.key < $1.key }) {
+                throw VerificationError(code: failure.code, message: "transaction \(index): \(failure.message)",
+                                        transactionIndex: index)
+            }
             let prepared = try store.prepareState(block.transactions)
             guard prepared.stateRoot == header.stateRoot else {
                 throw VerificationError(code: "bad_state_root", message: "state root does not match the transactions")
@@ -333,6 +346,25 @@ extension NodeEngine {
             throw VerificationError(code: "duplicate_transaction", message: "transaction \(id) is already committed",
                                     transactionIndex: index)
         }
+    }
+
+    /// The credit model's rules for each transaction of a block, in order: references resolve to transactions
+    /// earlier in the block or committed (never to pending ones). Refused transactions are not referable.
+    private func creditFailures(_ transactions: [Transaction]) -> [Int: VerificationError] {
+        var earlier: [Hash32: Transaction] = [:]
+        var failures: [Int: VerificationError] = [:]
+        for (index, transaction) in transactions.enumerated() {
+            let roles = consortium.institutionRoles[transaction.body.reporter] ?? []
+            do {
+                try CreditRules.check(transaction: transaction, roles: roles, referenced: { id in
+                    earlier[id] ?? committedTransaction(id)
+                }, origin: .node)
+                earlier[transaction.id(consortium.suite)] = transaction
+            } catch {
+                failures[index] = VerificationError(code: error.code, message: error.description, transactionIndex: index)
+            }
+        }
+        return failures
     }
 
     private func commitDecided(_ block: Block, _ certificate: CommitCertificate) {

@@ -1,4 +1,5 @@
 import Foundation
+import XinlianConsensus
 import XinlianCore
 
 /// A node's configuration file, `<home>/config.json`. Relative paths are relative to the home directory.
@@ -22,6 +23,14 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var apiBatchLimit: Int
     /// `trace`, `debug`, `info`, `notice`, `warning`, `error`, `critical`.
     public var logLevel: String
+    /// This node's TLS key and self-signed certificate (PEM) for peer connections; genesis pins the key's hash.
+    public var tlsKeyFile: String
+    public var tlsCertificateFile: String
+    /// `127.0.0.1:port` for the operator API (peer links cut and healed by test harnesses); loopback only.
+    /// Absent: no operator API.
+    public var adminListen: String?
+    /// Round timeouts of consensus.
+    public var consensusTimeouts: ConsensusTimeouts
 
     public init(validator: ValidatorID, apiListen: String, p2pListen: String) {
         self.validator = validator
@@ -35,6 +44,43 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         self.apiBodyLimitBytes = 8 * 1024 * 1024
         self.apiBatchLimit = 5_000
         self.logLevel = "info"
+        self.tlsKeyFile = "tls.key"
+        self.tlsCertificateFile = "tls.crt"
+        self.adminListen = nil
+        self.consensusTimeouts = ConsensusTimeouts()
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case validator, genesisFile, dataDirectory, validatorKeyFile, apiListen, p2pListen, mempoolTransactionLimit,
+             mempoolBytesLimit, apiBodyLimitBytes, apiBatchLimit, logLevel, tlsKeyFile, tlsCertificateFile, adminListen,
+             consensusTimeouts
+    }
+
+    /// Keys added after the first release are optional, so older config files still load.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        validator = try container.decode(ValidatorID.self, forKey: .validator)
+        genesisFile = try container.decode(String.self, forKey: .genesisFile)
+        dataDirectory = try container.decode(String.self, forKey: .dataDirectory)
+        validatorKeyFile = try container.decode(String.self, forKey: .validatorKeyFile)
+        apiListen = try container.decode(String.self, forKey: .apiListen)
+        p2pListen = try container.decode(String.self, forKey: .p2pListen)
+        mempoolTransactionLimit = try container.decode(Int.self, forKey: .mempoolTransactionLimit)
+        mempoolBytesLimit = try container.decode(Int.self, forKey: .mempoolBytesLimit)
+        apiBodyLimitBytes = try container.decode(Int.self, forKey: .apiBodyLimitBytes)
+        apiBatchLimit = try container.decode(Int.self, forKey: .apiBatchLimit)
+        logLevel = try container.decode(String.self, forKey: .logLevel)
+        tlsKeyFile = try container.decodeIfPresent(String.self, forKey: .tlsKeyFile) ?? "tls.key"
+        tlsCertificateFile = try container.decodeIfPresent(String.self, forKey: .tlsCertificateFile) ?? "tls.crt"
+        adminListen = try container.decodeIfPresent(String.self, forKey: .adminListen)
+        consensusTimeouts = try container.decodeIfPresent(ConsensusTimeouts.self, forKey: .consensusTimeouts)
+            ?? ConsensusTimeouts()
+        if let adminListen {
+            let address = try HostPort(adminListen)
+            guard ["127.0.0.1", "localhost", "::1", "[::1]"].contains(address.host) else {
+                throw VerificationError(code: "invalid_config", message: "adminListen must be a loopback address, not \(adminListen)")
+            }
+        }
     }
 
     public static func load(home: String) throws -> NodeConfig {
@@ -51,6 +97,23 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     /// `path` made absolute against `home`.
     public static func resolve(_ path: String, home: String) -> String {
         path.hasPrefix("/") ? path : home + "/" + path
+    }
+}
+
+/// Consensus round timeouts in milliseconds: each step's timeout is `base + round * delta`.
+public struct ConsensusTimeouts: Codable, Sendable, Equatable {
+    public var proposeMs: UInt64 = TimeoutConfig.standard.proposeMs
+    public var proposeDeltaMs: UInt64 = TimeoutConfig.standard.proposeDeltaMs
+    public var prevoteMs: UInt64 = TimeoutConfig.standard.prevoteMs
+    public var prevoteDeltaMs: UInt64 = TimeoutConfig.standard.prevoteDeltaMs
+    public var precommitMs: UInt64 = TimeoutConfig.standard.precommitMs
+    public var precommitDeltaMs: UInt64 = TimeoutConfig.standard.precommitDeltaMs
+
+    public init() {}
+
+    public var config: TimeoutConfig {
+        TimeoutConfig(proposeMs: proposeMs, proposeDeltaMs: proposeDeltaMs, prevoteMs: prevoteMs,
+                      prevoteDeltaMs: prevoteDeltaMs, precommitMs: precommitMs, precommitDeltaMs: precommitDeltaMs)
     }
 }
 
