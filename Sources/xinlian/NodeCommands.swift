@@ -12,15 +12,16 @@ struct Testnet: AsyncParsableCommand {
         discussion: """
             Writes DIR/genesis.json, node homes DIR/node0 ... DIR/node{N-1} (config.json, validator.key, data/), and sample
             institution keys under DIR/institutions/ (bank-a, bank-b, registry, regulator, bureau).
-            Example: xinlian testnet --validators 1 --output .cluster
+            Example: xinlian testnet --validators 4 --output .cluster
             """)
 
-    @Option(help: "Number of validators.") var validators: Int = 1
+    @Option(help: "Number of validators.") var validators: Int = 4
     @Option(help: "Output directory (must not already hold a genesis).") var output: String
     @Option(help: "Crypto suite: ed25519-sha256 or sm2-sm3.") var suite: String = CryptoSuiteID.ed25519SHA256.rawValue
     @Option(help: "Chain id.") var chainId: String = "xinlian-local"
     @Option(help: "First API port; node i listens on port + i.") var apiPort: Int = 8600
     @Option(help: "First peer-to-peer port; node i listens on port + i.") var p2pPort: Int = 26600
+    @Option(help: "First loopback operator-API port; node i listens on port + i.") var adminPort: Int = 8700
     @Option(help: "Empty heartbeat block interval in milliseconds (0: none).") var heartbeatMs: UInt64 = 0
 
     func run() async throws {
@@ -28,7 +29,7 @@ struct Testnet: AsyncParsableCommand {
             guard (1...100).contains(validators) else { throw CLIError("--validators must be between 1 and 100") }
             guard let suiteID = CryptoSuiteID(rawValue: suite) else { throw CLIError("unknown suite \(suite)") }
             let plan = TestnetPlan(validators: validators, suite: suiteID, chainID: try Name(chainId),
-                                       apiPort: apiPort, p2pPort: p2pPort, heartbeatMs: heartbeatMs)
+                                       apiPort: apiPort, p2pPort: p2pPort, adminPort: adminPort, heartbeatMs: heartbeatMs)
             try plan.write(to: output)
             print("wrote \(output)/genesis.json, \(validators) node home(s) and \(TestnetPlan.sampleInstitutions.count) institution keys")
             for index in 0..<validators {
@@ -53,6 +54,7 @@ struct TestnetPlan {
     let chainID: ChainID
     let apiPort: Int
     let p2pPort: Int
+    let adminPort: Int
     let heartbeatMs: UInt64
 
     func write(to output: String) throws {
@@ -76,8 +78,9 @@ struct TestnetPlan {
             let id = try Name("node\(index)")
             let key = cryptoSuite.generateSigningKey()
             try KeyFile(owner: id, key: key).write(path: home + "/validator.key")
-            let config = NodeConfig(validator: id, apiListen: "127.0.0.1:\(apiPort + index)",
+            var config = NodeConfig(validator: id, apiListen: "127.0.0.1:\(apiPort + index)",
                                     p2pListen: "127.0.0.1:\(p2pPort + index)")
+            config.adminListen = "127.0.0.1:\(adminPort + index)"
             try config.write(home: home)
             let operatorID = institutions[index % 2].id
             records.append(ValidatorRecord(id: id, institution: operatorID, publicKey: key.publicKey.bytes.hexString, power: 10,

@@ -106,7 +106,8 @@ struct ProcessTests {
         defer { try? FileManager.default.removeItem(atPath: root) }
         let port = try freePort()
         let url = "http://127.0.0.1:\(port)"
-        let testnet = try CLI.run(["testnet", "--validators", "1", "--output", root, "--api-port", String(port)])
+        let testnet = try CLI.run(["testnet", "--validators", "1", "--output", root, "--api-port", String(port),
+                                   "--admin-port", String(try freePort())])
         try #require(testnet.status == 0, "\(testnet.stderr)")
         let home = root + "/node0"
         var node = try CLI.start(home: home)
