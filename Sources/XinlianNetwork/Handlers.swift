@@ -99,10 +99,9 @@ final class PeerChannelHandler: ChannelInboundHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        let connection = connection
-        let milliseconds = network.config.handshakeTimeoutMs
-        handshakeTimeout = context.eventLoop.scheduleTask(in: .milliseconds(Int64(milliseconds))) {
-            connection.close("handshake_timeout", "TLS and hello not complete within \(milliseconds) ms")
+        let (network, connection) = (network, connection)
+        handshakeTimeout = context.eventLoop.scheduleTask(in: .milliseconds(Int64(network.config.handshakeTimeoutMs))) {
+            network.handshakeTimedOut(connection)
         }
     }
 

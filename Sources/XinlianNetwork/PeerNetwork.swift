@@ -363,6 +363,13 @@ public final class PeerNetwork: Sendable {
         logger.warning("p2p peer refused", metadata: metadata)
     }
 
+    /// TLS + hello did not finish within `handshakeTimeoutMs`.
+    func handshakeTimedOut(_ connection: PeerConnection) {
+        let detail = "TLS and hello not complete within \(config.handshakeTimeoutMs) ms"
+        refuseHandshake(connection, "handshake_timeout", detail, keyHash: nil)
+        connection.close("handshake_timeout", detail)
+    }
+
     func sendHello(on connection: PeerConnection) {
         let status = localStatus()
         let hello = PeerHello(chainID: consortium.chainID, genesisHash: consortium.genesisHash, validator: local,

@@ -188,6 +188,8 @@ final class LogStore: Sendable {
         lines.withLock { $0.append((level, message, metadata)) }
     }
 
+    var all: [String] { lines.withLock { $0.map { "\($0.0) \($0.1) \($0.2)" } } }
+
     /// Lines at warning or above whose message or metadata mention `text`.
     func warnings(containing text: String) -> [String] {
         lines.withLock { lines in
