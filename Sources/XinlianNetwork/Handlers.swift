@@ -31,14 +31,19 @@ struct FrameDecoder: ByteToMessageDecoder {
 }
 
 /// A token bucket over the raw inbound bytes of one connection (placed before TLS): `bytesPerSecond`
-/// with one second of burst. When the bucket is empty, reading stops (`autoRead` off) until it has refilled.
-final class InboundRateLimiter: ChannelInboundHandler {
+/// with one second of burst. When the bucket is empty the connection stops reading: every `read` request
+/// (from auto-read or any handler) is held back until the bucket has refilled, so the peer's TCP window
+/// closes instead of its bytes piling up here.
+final class InboundRateLimiter: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private let rate: Double
     private var tokens: Double
     private var last: NIODeadline
+    private var readHeld = false
     private var resume: Scheduled<Void>?
     private let metrics: NetworkMetrics
 
@@ -54,24 +59,39 @@ final class InboundRateLimiter: ChannelInboundHandler {
         metrics.bytesIn.increment(by: Int64(count))
         refill()
         tokens -= Double(count)
-        if tokens < 0, resume == nil {
-            metrics.readPauses.increment()
-            let wait = TimeAmount.nanoseconds(Int64((-tokens / rate) * 1_000_000_000) + 1_000_000)
-            let channel = context.channel
-            channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
-            resume = context.eventLoop.assumeIsolated().scheduleTask(in: wait) { [self] in
-                resume = nil
-                refill()
-                channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
-            }
-        }
         context.fireChannelRead(data)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        refill()
+        guard tokens < 0 else { return context.read() }
+        guard !readHeld else { return }
+        readHeld = true
+        metrics.readPauses.increment()
+        scheduleResume(context: context)
+    }
+
+    private func scheduleResume(context: ChannelHandlerContext) {
+        let wait = TimeAmount.nanoseconds(Int64((-tokens / rate) * 1_000_000_000) + 1_000_000)
+        resume = context.eventLoop.assumeIsolated().scheduleTask(in: wait) { [self] in
+            resume = nil
+            refill()
+            guard readHeld else { return }
+            if tokens < 0 { return scheduleResume(context: context) }
+            readHeld = false
+            context.read()
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         resume?.cancel()
         resume = nil
         context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        resume?.cancel()
+        resume = nil
     }
 
     private func refill() {

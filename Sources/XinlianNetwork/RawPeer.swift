@@ -149,6 +149,15 @@ public final class RawPeer: Sendable {
         }
     }
 
+    /// Stops reading from the socket (to play a slow peer); ``resumeReading()`` undoes it.
+    public func pauseReading() async throws {
+        try await channel.setOption(ChannelOptions.autoRead, value: false).get()
+    }
+
+    public func resumeReading() async throws {
+        try await channel.setOption(ChannelOptions.autoRead, value: true).get()
+    }
+
     /// True once the connection is closed (by either side); false if `timeout` passes first.
     public func waitForClose(timeout: Duration = .seconds(5)) async -> Bool {
         await shared.inbox.waitForFinish(timeout: timeout)

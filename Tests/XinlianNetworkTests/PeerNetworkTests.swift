@@ -259,3 +259,87 @@ import XinlianCrypto
         await n1.shutdown()
     }
 }
+
+@Suite(.timeLimit(.minutes(1))) struct PeerFlowControlTests {
+    let group = MultiThreadedEventLoopGroup.singleton
+
+    /// A transactions frame of about `kib` KiB.
+    func bulk(kib: Int) throws -> WireMessage {
+        let body = TransactionBody(chainID: NetFixture.chainID, kind: .governance, reporter: "bank-a", subject: nil,
+                                   timeMs: 1, nonce: 1, payload: [UInt8](repeating: 0x61, count: kib * 1024))
+        return .transactions([Transaction(body: body, signature: [UInt8](repeating: 1, count: 64))])
+    }
+
+    @Test func slowPeerIsDroppedWithoutStallingTheNode() async throws {
+        let fixture = try await NetFixture(count: 3)
+        var config = NetFixture.fastConfig
+        config.peerQueuedBytes = 512 * 1024
+        let n1 = try await fixture.node("v1", config: config)
+        let n2 = try await fixture.node("v2", config: config)
+        #expect(await n1.log.connected("v2"))
+        #expect(await n2.log.connected("v1"))
+        let slow = try await RawPeer.connect(to: fixture.address("v1"), identity: try #require(fixture.identities["v0"]),
+                                             group: group)
+        try await slow.send(.hello(PeerHello(chainID: NetFixture.chainID, genesisHash: fixture.consortium.genesisHash,
+                                             validator: "v0", height: 1, lastBlockHash: .zero)))
+        #expect(await n1.log.connected("v0"))
+        try await slow.pauseReading()
+        // Far more than the socket buffers and the queue cap hold: the caller never blocks, v0 is dropped.
+        let frame = try bulk(kib: 60)
+        for _ in 0..<400 { n1.network.send(frame, to: "v0") }
+        #expect(await n1.log.disconnected("v0"))
+        #expect(n1.log.disconnectReasons("v0").first?.hasPrefix("slow_peer") == true)
+        // The healthy link still carries traffic.
+        let probe = WireMessage.syncRequest(fromHeight: 9, count: 3)
+        n1.network.send(probe, to: "v2")
+        #expect(await n2.log.received("v1") { $0 == probe })
+        #expect(n1.network.connectedPeers == ["v2"])
+        await n1.shutdown()
+        await n2.shutdown()
+    }
+
+    @Test func inboundRateIsLimitedNotRefused() async throws {
+        let fixture = try await NetFixture(count: 2)
+        var config = NetFixture.fastConfig
+        config.peerBytesPerSecond = 256 * 1024
+        let n1 = try await fixture.node("v1", config: config)
+        let raw = try await RawPeer.connect(to: fixture.address("v1"), identity: try #require(fixture.identities["v0"]),
+                                            group: group)
+        try await raw.send(.hello(PeerHello(chainID: NetFixture.chainID, genesisHash: fixture.consortium.genesisHash,
+                                            validator: "v0", height: 1, lastBlockHash: .zero)))
+        #expect(await n1.log.connected("v0"))
+        // 1 MiB at 256 KiB/s with one second of burst, less one read's overshoot (up to 4 reads of 64 KiB
+        // are taken per read request): at least two seconds, and nothing is dropped.
+        let start = ContinuousClock.now
+        let frame = try bulk(kib: 32)
+        for _ in 0..<32 { try await raw.send(frame) }
+        let marker = WireMessage.syncRequest(fromHeight: 1, count: 1)
+        try await raw.send(marker)
+        #expect(await n1.log.received("v0", timeout: .seconds(10)) { $0 == marker })
+        let elapsed = ContinuousClock.now - start
+        #expect(elapsed >= .milliseconds(1500))
+        let delivered = n1.log.events.filter { if case .message("v0", .transactions) = $0 { true } else { false } }
+        #expect(delivered.count == 32)
+        #expect(n1.network.connectedPeers == ["v0"])
+        await raw.close()
+        await n1.shutdown()
+    }
+
+    @Test func disconnectLetsThePeerComeBack() async throws {
+        let fixture = try await NetFixture(count: 2)
+        let n0 = try await fixture.node("v0")
+        let n1 = try await fixture.node("v1")
+        #expect(await n0.log.connected("v1"))
+        #expect(await n1.log.connected("v0"))
+        let mark0 = n0.log.count, mark1 = n1.log.count
+        n1.network.disconnect("v0", reason: "forged vote")
+        #expect(await n1.log.disconnected("v0", after: mark1))
+        #expect(await n0.log.disconnected("v1", after: mark0))
+        #expect(n1.log.disconnectReasons("v0").first == "disconnect: forged vote")
+        #expect(!n1.logs.warnings(containing: "forged vote").isEmpty)
+        #expect(await n0.log.connected("v1", after: mark0))
+        #expect(await n1.log.connected("v0", after: mark1))
+        await n0.shutdown()
+        await n1.shutdown()
+    }
+}
