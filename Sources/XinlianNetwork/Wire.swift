@@ -163,6 +163,21 @@ public enum WireCodec {
         return framed
     }
 
+    /// A sync response holding the longest prefix of `blocks` (at most ``WireLimits/syncBlocksPerRequest``)
+    /// whose frame (type byte + body) fits in `maxFrameBytes`, the receiver's limit. Empty when not even
+    /// the first block fits, which the receiver reads as "cannot serve".
+    public static func syncResponse(fromHeight: UInt64, blocks: [CommittedBlock],
+                                    maxFrameBytes: Int = NetworkConfig.defaultMaxFrameBytes) -> WireMessage {
+        var size = 1 + 8 + 4  // type, fromHeight, count
+        var fitting: [CommittedBlock] = []
+        for block in blocks.prefix(WireLimits.syncBlocksPerRequest) {
+            size += block.canonicalBytes.count
+            guard size <= maxFrameBytes else { break }
+            fitting.append(block)
+        }
+        return .syncResponse(fromHeight: fromHeight, blocks: fitting)
+    }
+
     /// Decodes one frame (type byte + body, without the length prefix). Every declared count is checked
     /// against its limit and against the bytes left before anything is allocated; trailing bytes are refused.
     public static func decode(_ frame: [UInt8]) throws(WireError) -> WireMessage {

@@ -151,6 +151,20 @@ struct Gen {
         #expect(code(WireCodec.encode(.syncResponse(fromHeight: 9, blocks: []))) == nil)
     }
 
+    @Test func syncResponseFitsTheFrameBudget() throws {
+        var gen = Gen(rng: SeededRNG(seed: 7))
+        let blocks = (0..<80).map { gen.committed(height: 100 + UInt64($0)) }
+        let all = WireCodec.syncResponse(fromHeight: 100, blocks: blocks, maxFrameBytes: .max)
+        guard case .syncResponse(_, let capped) = all else { Issue.record("not a sync response"); return }
+        #expect(capped.count == WireLimits.syncBlocksPerRequest)
+        let budget = WireCodec.encode(.syncResponse(fromHeight: 100, blocks: Array(blocks.prefix(5)))).count
+        let fitted = WireCodec.syncResponse(fromHeight: 100, blocks: blocks, maxFrameBytes: budget)
+        #expect(fitted == .syncResponse(fromHeight: 100, blocks: Array(blocks.prefix(5))))
+        #expect(WireCodec.encode(fitted).count <= budget)
+        #expect(WireCodec.syncResponse(fromHeight: 100, blocks: blocks, maxFrameBytes: 20)
+                == .syncResponse(fromHeight: 100, blocks: []))
+    }
+
     @Test func malformedBodiesAreRejected() {
         // A status whose hash is short, a hello whose name is not a valid name, a bad consensus tag.
         #expect(code([WireType.status] + [UInt8](repeating: 0, count: 8 + 31)) == "malformed")
