@@ -15,6 +15,10 @@ struct NetworkMetrics: Sendable {
         Counter(label: "xinlian_p2p_frames_out_total", dimensions: [("type", kind)]).increment(by: Int64(peers))
     }
 
+    func frameNotSent(_ kind: String) {
+        Counter(label: "xinlian_p2p_frames_not_sent_total", dimensions: [("type", kind)]).increment()
+    }
+
     func frameRejected(_ reason: String) {
         Counter(label: "xinlian_p2p_frames_rejected_total", dimensions: [("reason", reason)]).increment()
     }

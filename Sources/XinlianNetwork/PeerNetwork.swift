@@ -35,6 +35,8 @@ public struct NetworkStats: Sendable, Equatable {
     public var disconnects: [String: Int] = [:]
     /// Inbound connections closed at once because `maxInboundConnections` were open.
     public var inboundRefused = 0
+    /// Outbound messages not sent because peers would refuse them (over `maxFrameBytes` or a count limit).
+    public var framesNotSent = 0
     /// Events lost because the event buffer was full.
     public var eventsDropped = 0
 }
@@ -222,8 +224,7 @@ public final class PeerNetwork: Sendable {
     /// Sends `message` to every connected peer; it is encoded once.
     public func broadcast(_ message: WireMessage) {
         let links = state.withLock { Array($0.links.values) }
-        guard !links.isEmpty else { return }
-        let buffer = ByteBuffer(bytes: WireCodec.frame(message))
+        guard !links.isEmpty, let buffer = outboundFrame(message) else { return }
         for link in links { link.enqueue(buffer, limit: config.peerQueuedBytes) }
         metrics.frameOut(message.kindName, peers: links.count)
         metrics.bytesOut.increment(by: Int64(buffer.readableBytes * links.count))
@@ -231,8 +232,7 @@ public final class PeerNetwork: Sendable {
 
     /// Sends `message` to `peer` if it is connected; otherwise drops it.
     public func send(_ message: WireMessage, to peer: ValidatorID) {
-        guard let link = state.withLock({ $0.links[peer] }) else { return }
-        let buffer = ByteBuffer(bytes: WireCodec.frame(message))
+        guard let link = state.withLock({ $0.links[peer] }), let buffer = outboundFrame(message) else { return }
         if link.enqueue(buffer, limit: config.peerQueuedBytes) {
             metrics.frameOut(message.kindName)
             metrics.bytesOut.increment(by: Int64(buffer.readableBytes))
@@ -382,11 +382,38 @@ public final class PeerNetwork: Sendable {
     }
 
     private func write(_ message: WireMessage, on connection: PeerConnection) {
-        let buffer = ByteBuffer(bytes: WireCodec.frame(message))
+        guard let buffer = outboundFrame(message) else { return }
         if connection.enqueue(buffer, limit: config.peerQueuedBytes) {
             metrics.frameOut(message.kindName)
             metrics.bytesOut.increment(by: Int64(buffer.readableBytes))
         }
+    }
+
+    /// The framed message, or nil (logged, counted) when peers would refuse it: over `maxFrameBytes` (peers
+    /// are assumed to run with the same limit) or over a count limit. Sending it would only get us disconnected.
+    private func outboundFrame(_ message: WireMessage) -> ByteBuffer? {
+        var refusal: String?
+        switch message {
+        case .transactions(let transactions) where transactions.count > WireLimits.transactionsPerFrame:
+            refusal = "\(transactions.count) transactions exceed \(WireLimits.transactionsPerFrame) per frame"
+        case .syncRequest(_, let count) where count < 1 || count > UInt32(WireLimits.syncBlocksPerRequest):
+            refusal = "sync request count \(count) outside 1...\(WireLimits.syncBlocksPerRequest)"
+        case .syncResponse(_, let blocks) where blocks.count > WireLimits.syncBlocksPerRequest:
+            refusal = "\(blocks.count) blocks exceed \(WireLimits.syncBlocksPerRequest) per response"
+        default:
+            break
+        }
+        let frame = WireCodec.frame(message)
+        if refusal == nil, frame.count - WireLimits.lengthPrefixBytes > config.maxFrameBytes {
+            refusal = "frame of \(frame.count - WireLimits.lengthPrefixBytes) bytes exceeds maxFrameBytes \(config.maxFrameBytes)"
+        }
+        if let refusal {
+            state.withLock { $0.stats.framesNotSent += 1 }
+            metrics.frameNotSent(message.kindName)
+            logger.error("p2p outbound message not sent", metadata: ["type": "\(message.kindName)", "reason": "\(refusal)"])
+            return nil
+        }
+        return ByteBuffer(bytes: frame)
     }
 
     /// Checks the peer's hello; on success the connection becomes the link to that peer (replacing an

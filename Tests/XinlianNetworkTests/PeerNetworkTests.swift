@@ -325,6 +325,27 @@ import XinlianCrypto
         await n1.shutdown()
     }
 
+    @Test func oversizedOutboundIsNotSent() async throws {
+        let fixture = try await NetFixture(count: 2)
+        let n0 = try await fixture.node("v0")
+        let n1 = try await fixture.node("v1")
+        #expect(await n0.log.connected("v1"))
+        #expect(await n1.log.connected("v0"))
+        // The fixture's maxFrameBytes is 1 MiB: 20 transactions of 60 KiB do not fit; a sync request for 0 blocks breaks the count.
+        let big = try bulk(kib: 60)
+        guard case .transactions(let one) = big else { return }
+        n0.network.broadcast(.transactions(Array(repeating: one[0], count: 20)))
+        n0.network.send(.syncRequest(fromHeight: 1, count: 0), to: "v1")
+        #expect(n0.network.stats.framesNotSent == 2)
+        let probe = WireMessage.syncRequest(fromHeight: 2, count: 2)
+        n0.network.send(probe, to: "v1")
+        #expect(await n1.log.received("v0") { $0 == probe })
+        #expect(!n1.log.events.contains { if case .message(_, .transactions) = $0 { true } else { false } })
+        #expect(n1.log.disconnectReasons("v0").isEmpty)
+        await n0.shutdown()
+        await n1.shutdown()
+    }
+
     @Test func disconnectLetsThePeerComeBack() async throws {
         let fixture = try await NetFixture(count: 2)
         let n0 = try await fixture.node("v0")
