@@ -150,6 +150,8 @@ final class PeerChannelHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Frames that were already buffered when we decided to close are not looked at.
+        guard !connection.isClosing else { return }
         let frame = unwrapInboundIn(data)
         let message: WireMessage
         do {

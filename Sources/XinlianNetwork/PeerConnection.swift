@@ -60,6 +60,9 @@ final class PeerConnection: Sendable {
         state.withLock { if $0.reason == nil { $0.reason = Reason(code: code, detail: detail) } }
     }
 
+    /// True once a close was requested (by us); frames still in flight from it are ignored.
+    var isClosing: Bool { state.withLock { $0.reason != nil } }
+
     var reason: Reason { state.withLock { $0.reason } ?? Reason(code: "closed", detail: "connection closed") }
 
     func close(_ code: String, _ detail: String = "") {

@@ -155,6 +155,9 @@ public final class PeerNetwork: Sendable {
             // Peer certificates are checked by pinning in the custom verification callback only.
             configuration.certificateVerification = .noHostnameVerification
             configuration.trustRoots = .certificates([])
+            // Wait at most a second for the peer's close_notify: a peer that stopped reading must not hold
+            // its slot (or our shutdown) for long.
+            configuration.shutdownTimeout = .seconds(1)
             if index == 0 { server = configuration } else { client = configuration }
         }
         serverContext = try NIOSSLContext(configuration: server)
@@ -463,7 +466,7 @@ public final class PeerNetwork: Sendable {
 
     /// Hands a frame from an accepted connection to the consumer (dropped if the link was replaced).
     func deliver(_ message: WireMessage, from connection: PeerConnection) {
-        guard let peer = connection.peer else { return }
+        guard let peer = connection.peer, !connection.isClosing else { return }
         state.withLock { state in
             guard state.links[peer] === connection else { return }
             emit(.message(peer, message), &state)

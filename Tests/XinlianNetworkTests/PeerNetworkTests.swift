@@ -165,11 +165,13 @@ import XinlianCrypto
         // A good frame is delivered...
         try await raw.send(.syncRequest(fromHeight: 1, count: 1))
         #expect(await n2.log.received("v0") { $0 == .syncRequest(fromHeight: 1, count: 1) })
-        // ...a status frame with a truncated hash is not.
-        try? await raw.sendRaw([0, 0, 0, 10, WireType.status] + [UInt8](repeating: 0, count: 9))
+        // ...a status frame with a truncated hash is not, nor anything after it in the same write.
+        let after = WireMessage.syncRequest(fromHeight: 2, count: 2)
+        try? await raw.sendRaw([0, 0, 0, 10, WireType.status] + [UInt8](repeating: 0, count: 9) + WireCodec.frame(after))
         #expect(await raw.waitForClose())
         #expect(await n2.log.disconnected("v0"))
         #expect(n2.network.stats.framesRejected["malformed"] == 1)
+        #expect(!n2.log.events.contains { if case .message("v0", after) = $0 { true } else { false } })
         #expect(!n2.logs.warnings(containing: "malformed").isEmpty)
         #expect(n2.network.connectedPeers == ["v1"])
         await n1.shutdown()
