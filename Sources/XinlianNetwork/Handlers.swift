@@ -46,16 +46,19 @@ final class InboundRateLimiter: ChannelDuplexHandler {
     private var readHeld = false
     private var resume: Scheduled<Void>?
     private let metrics: NetworkMetrics
+    private let connection: PeerConnection?
 
-    init(bytesPerSecond: Int, metrics: NetworkMetrics) {
+    init(bytesPerSecond: Int, metrics: NetworkMetrics, connection: PeerConnection? = nil) {
         rate = Double(max(1, bytesPerSecond))
         tokens = rate
         last = .now()
         self.metrics = metrics
+        self.connection = connection
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let count = unwrapInboundIn(data).readableBytes
+        connection?.heard()
         metrics.bytesIn.increment(by: Int64(count))
         refill()
         tokens -= Double(count)
@@ -171,8 +174,9 @@ final class PeerChannelHandler: ChannelInboundHandler {
             handshakeTimeout = nil
             let interval = TimeAmount.milliseconds(Int64(network.config.statusIntervalMs))
             let (network, connection) = (network, connection)
+            connection.heard()
             statusTask = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-                network.sendStatus(on: connection)
+                network.tick(connection)
             }
             return
         }

@@ -21,6 +21,10 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
     public var reconnectMaxMs: Int
     /// Interval of the periodic status frame. Default 1000 ms.
     public var statusIntervalMs: Int
+    /// A link on which nothing at all arrives for this long is dropped (`idle_timeout`): with status every
+    /// `statusIntervalMs` a live peer is never silent, and a dead host is noticed without waiting for TCP.
+    /// Must exceed `statusIntervalMs`. Default 10 000 ms.
+    public var idleTimeoutMs: Int
 
     public static let defaultMaxInboundConnections = 32
     public static let defaultMaxFrameBytes = Limits.recordBytes + 64 * 1024
@@ -30,6 +34,7 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
     public static let defaultReconnectMinMs = 200
     public static let defaultReconnectMaxMs = 10_000
     public static let defaultStatusIntervalMs = 1000
+    public static let defaultIdleTimeoutMs = 10_000
 
     public init() {
         maxInboundConnections = Self.defaultMaxInboundConnections
@@ -40,11 +45,12 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
         reconnectMinMs = Self.defaultReconnectMinMs
         reconnectMaxMs = Self.defaultReconnectMaxMs
         statusIntervalMs = Self.defaultStatusIntervalMs
+        idleTimeoutMs = Self.defaultIdleTimeoutMs
     }
 
     private enum CodingKeys: String, CodingKey {
         case maxInboundConnections, maxFrameBytes, peerBytesPerSecond, peerQueuedBytes, handshakeTimeoutMs
-        case reconnectMinMs, reconnectMaxMs, statusIntervalMs
+        case reconnectMinMs, reconnectMaxMs, statusIntervalMs, idleTimeoutMs
     }
 
     public init(from decoder: any Decoder) throws {
@@ -58,6 +64,7 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
         reconnectMinMs = try container.decodeIfPresent(Int.self, forKey: .reconnectMinMs) ?? reconnectMinMs
         reconnectMaxMs = try container.decodeIfPresent(Int.self, forKey: .reconnectMaxMs) ?? reconnectMaxMs
         statusIntervalMs = try container.decodeIfPresent(Int.self, forKey: .statusIntervalMs) ?? statusIntervalMs
+        idleTimeoutMs = try container.decodeIfPresent(Int.self, forKey: .idleTimeoutMs) ?? idleTimeoutMs
     }
 
     /// Values a node cannot run with: non-positive sizes or timings, or a reconnect range upside down.
@@ -72,6 +79,7 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
             problems.append("reconnect delays must satisfy 1 <= reconnectMinMs <= reconnectMaxMs")
         }
         if statusIntervalMs < 1 { problems.append("statusIntervalMs must be positive") }
+        if idleTimeoutMs <= statusIntervalMs { problems.append("idleTimeoutMs must exceed statusIntervalMs") }
         return problems
     }
 }

@@ -29,6 +29,8 @@ final class PeerConnection: Sendable {
     let direction: Direction
     /// Bytes handed to the channel and not yet written to the socket.
     let queued = Atomic<Int>(0)
+    /// When bytes last arrived (`NIODeadline.uptimeNanoseconds`).
+    let lastHeard = Atomic<UInt64>(NIODeadline.now().uptimeNanoseconds)
     private let state = Mutex(State())
 
     init(channel: any Channel, direction: Direction) {
@@ -58,6 +60,14 @@ final class PeerConnection: Sendable {
     /// Records why the connection ends; the first reason wins.
     func setReason(_ code: String, _ detail: String) {
         state.withLock { if $0.reason == nil { $0.reason = Reason(code: code, detail: detail) } }
+    }
+
+    func heard() { lastHeard.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed) }
+
+    /// Milliseconds since bytes last arrived.
+    var silentMs: UInt64 {
+        let now = NIODeadline.now().uptimeNanoseconds, last = lastHeard.load(ordering: .relaxed)
+        return now > last ? (now - last) / 1_000_000 : 0
     }
 
     /// True once a close was requested (by us); frames still in flight from it are ignored.

@@ -317,7 +317,8 @@ public final class PeerNetwork: Sendable {
             tls = try NIOSSLClientHandler(context: clientContext, serverHostname: nil, customVerificationCallback: verify)
         }
         let pipeline = channel.pipeline.syncOperations
-        try pipeline.addHandler(InboundRateLimiter(bytesPerSecond: config.peerBytesPerSecond, metrics: metrics))
+        try pipeline.addHandler(InboundRateLimiter(bytesPerSecond: config.peerBytesPerSecond, metrics: metrics,
+                                                   connection: connection))
         try pipeline.addHandler(tls)
         try pipeline.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: config.maxFrameBytes)))
         try pipeline.addHandler(PeerChannelHandler(network: self, connection: connection))
@@ -380,7 +381,14 @@ public final class PeerNetwork: Sendable {
         write(.hello(hello), on: connection)
     }
 
-    func sendStatus(on connection: PeerConnection) {
+    /// Every `statusIntervalMs` on an accepted link: drop it if silent too long, else send our status.
+    func tick(_ connection: PeerConnection) {
+        let silent = connection.silentMs
+        guard silent <= UInt64(config.idleTimeoutMs) else {
+            logger.warning("p2p peer silent", metadata: ["peer": "\(connection.peer.map { "\($0)" } ?? "?")",
+                                                         "silentMs": "\(silent)"])
+            return connection.close("idle_timeout", "nothing received for \(silent) ms")
+        }
         write(.status(localStatus()), on: connection)
     }
 

@@ -348,6 +348,29 @@ import XinlianCrypto
         await n1.shutdown()
     }
 
+    @Test func silentPeerIsDroppedLiveOnesStay() async throws {
+        let fixture = try await NetFixture(count: 3)
+        var config = NetFixture.fastConfig
+        config.idleTimeoutMs = 400
+        let n1 = try await fixture.node("v1", config: config)
+        let n2 = try await fixture.node("v2", config: config)
+        #expect(await n1.log.connected("v2"))
+        #expect(await n2.log.connected("v1"))
+        let silent = try await RawPeer.connect(to: fixture.address("v2"), identity: try #require(fixture.identities["v0"]),
+                                               group: group)
+        try await silent.send(.hello(PeerHello(chainID: NetFixture.chainID, genesisHash: fixture.consortium.genesisHash,
+                                               validator: "v0", height: 1, lastBlockHash: .zero)))
+        #expect(await n2.log.connected("v0"))
+        #expect(await n2.log.disconnected("v0"))
+        #expect(n2.log.disconnectReasons("v0").first?.hasPrefix("idle_timeout") == true)
+        #expect(await silent.waitForClose())
+        // v1 and v2 exchange status every 100 ms, so their link outlived the 400 ms of silence.
+        #expect(n2.log.disconnectReasons("v1").isEmpty)
+        #expect(n2.network.connectedPeers == ["v1"])
+        await n1.shutdown()
+        await n2.shutdown()
+    }
+
     @Test func disconnectLetsThePeerComeBack() async throws {
         let fixture = try await NetFixture(count: 2)
         let n0 = try await fixture.node("v0")

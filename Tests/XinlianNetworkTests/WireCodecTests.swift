@@ -179,6 +179,10 @@ struct Gen {
         #expect(decoded == expected)
         #expect(try JSONDecoder().decode(NetworkConfig.self, from: Data("{}".utf8)) == NetworkConfig())
         #expect(NetworkConfig().maxFrameBytes == Limits.recordBytes + 64 * 1024)
+        #expect(NetworkConfig().problems.isEmpty)
+        var broken = NetworkConfig()
+        broken.idleTimeoutMs = broken.statusIntervalMs
+        #expect(!broken.problems.isEmpty)
         let again = try JSONDecoder().decode(NetworkConfig.self, from: try JSONEncoder().encode(decoded))
         #expect(again == decoded)
     }
