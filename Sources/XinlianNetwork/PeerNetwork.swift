@@ -79,6 +79,9 @@ public final class PeerNetwork: Sendable {
     private let keyOwners: [String: ValidatorID]
     private let serverContext: NIOSSLContext
     private let clientContext: NIOSSLContext
+    /// Connection events and messages, in order per peer. Single consumer; at most ``eventBufferSize``
+    /// are buffered, and when the consumer falls that far behind new events are dropped (counted, logged).
+    /// Ends after ``shutdown()``.
     public let events: AsyncStream<NetworkEvent>
     private let sink: AsyncStream<NetworkEvent>.Continuation
     private let state = Mutex(State())
@@ -103,8 +106,14 @@ public final class PeerNetwork: Sendable {
         var stats = NetworkStats()
     }
 
-    /// Throws when any validator lacks `tlsKeySHA256`, two share one, or ours does not match `identity`:
-    /// mutual TLS cannot be switched off.
+    /// - Parameters:
+    ///   - listen: `host:port` to bind (port 0 picks a free one; see ``boundPort``). Peers are dialed at
+    ///     their genesis `p2pAddress`.
+    ///   - localStatus: our chain tip, for the hello and the periodic status. Called on network threads:
+    ///     it must be cheap and thread-safe.
+    /// - Throws: when any validator lacks `tlsKeySHA256`, two share one, or ours does not match `identity`
+    ///   (mutual TLS cannot be switched off); when `local` is not in genesis, an address does not parse, or
+    ///   `config` has ``NetworkConfig/problems``.
     public init(consortium: Consortium, local: ValidatorID, listen: String, identity: TLSIdentity,
                 config: NetworkConfig, group: any EventLoopGroup, logger: Logger,
                 localStatus: @escaping @Sendable () -> PeerStatus) throws {
