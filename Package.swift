@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
@@ -47,6 +49,17 @@ let package = Package(
         .target(name: "XinlianNetwork", dependencies: ["XinlianCore", "XinlianConsensus", "XinlianCrypto"],
                 swiftSettings: strict),
         .target(name: "XinlianCredit", dependencies: ["XinlianCore", "XinlianCrypto"], swiftSettings: strict),
+        .target(name: "XinlianNetwork", dependencies: [
+            "XinlianCore", "XinlianConsensus", "XinlianCrypto",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOTLS", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOExtras", package: "swift-nio-extras"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ], swiftSettings: strict),
 
         // Shell.
         .target(name: "XinlianStorage", dependencies: ["XinlianCore", "XinlianCrypto", "XinlianMerkle", "CXinlianSQLite"],
@@ -92,6 +105,14 @@ let package = Package(
                     swiftSettings: strict),
         .testTarget(name: "XinlianCreditTests", dependencies: ["XinlianCredit", "XinlianCore", "XinlianCrypto"],
                     swiftSettings: strict),
+        .testTarget(name: "XinlianNetworkTests", dependencies: [
+            "XinlianNetwork", "XinlianCore", "XinlianConsensus", "XinlianCrypto",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
         .testTarget(name: "XinlianIntegrationTests", dependencies: [], swiftSettings: strict),
     ]
 )

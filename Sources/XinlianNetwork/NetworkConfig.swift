@@ -1,0 +1,85 @@
+import XinlianCore
+
+/// Limits and timings of the peer-to-peer transport. Every field has a default; decoding a JSON object
+/// with missing keys uses the defaults.
+public struct NetworkConfig: Codable, Sendable, Equatable {
+    /// Inbound connections held at once, counting those still in the handshake. Default 32.
+    public var maxInboundConnections: Int
+    /// Largest frame (type byte + body) accepted from a peer; a larger declared length disconnects before
+    /// anything is buffered. Default `Limits.recordBytes + 64 KiB`: one block with its certificate.
+    public var maxFrameBytes: Int
+    /// Inbound bytes per second per connection (token bucket, one second of burst); over it, reading
+    /// pauses (backpressure). Default 64 MiB/s.
+    public var peerBytesPerSecond: Int
+    /// Outbound bytes queued per peer; over it the peer is dropped ("slow peer"). Default 64 MiB.
+    public var peerQueuedBytes: Int
+    /// Time allowed for TCP connect, TLS handshake and hello together. Default 5000 ms.
+    public var handshakeTimeoutMs: Int
+    /// First reconnect delay; doubles per failed attempt, with jitter. Default 200 ms.
+    public var reconnectMinMs: Int
+    /// Longest reconnect delay. Default 10 000 ms.
+    public var reconnectMaxMs: Int
+    /// Interval of the periodic status frame. Default 1000 ms.
+    public var statusIntervalMs: Int
+    /// A link on which nothing at all arrives for this long is dropped (`idle_timeout`): with status every
+    /// `statusIntervalMs` a live peer is never silent, and a dead host is noticed without waiting for TCP.
+    /// Must exceed `statusIntervalMs`. Default 10 000 ms.
+    public var idleTimeoutMs: Int
+
+    public static let defaultMaxInboundConnections = 32
+    public static let defaultMaxFrameBytes = Limits.recordBytes + 64 * 1024
+    public static let defaultPeerBytesPerSecond = 64 * 1024 * 1024
+    public static let defaultPeerQueuedBytes = 64 * 1024 * 1024
+    public static let defaultHandshakeTimeoutMs = 5000
+    public static let defaultReconnectMinMs = 200
+    public static let defaultReconnectMaxMs = 10_000
+    public static let defaultStatusIntervalMs = 1000
+    public static let defaultIdleTimeoutMs = 10_000
+
+    public init() {
+        maxInboundConnections = Self.defaultMaxInboundConnections
+        maxFrameBytes = Self.defaultMaxFrameBytes
+        peerBytesPerSecond = Self.defaultPeerBytesPerSecond
+        peerQueuedBytes = Self.defaultPeerQueuedBytes
+        handshakeTimeoutMs = Self.defaultHandshakeTimeoutMs
+        reconnectMinMs = Self.defaultReconnectMinMs
+        reconnectMaxMs = Self.defaultReconnectMaxMs
+        statusIntervalMs = Self.defaultStatusIntervalMs
+        idleTimeoutMs = Self.defaultIdleTimeoutMs
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case maxInboundConnections, maxFrameBytes, peerBytesPerSecond, peerQueuedBytes, handshakeTimeoutMs
+        case reconnectMinMs, reconnectMaxMs, statusIntervalMs, idleTimeoutMs
+    }
+
+    public init(from decoder: any Decoder) throws {
+        self.init()
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        maxInboundConnections = try container.decodeIfPresent(Int.self, forKey: .maxInboundConnections) ?? maxInboundConnections
+        maxFrameBytes = try container.decodeIfPresent(Int.self, forKey: .maxFrameBytes) ?? maxFrameBytes
+        peerBytesPerSecond = try container.decodeIfPresent(Int.self, forKey: .peerBytesPerSecond) ?? peerBytesPerSecond
+        peerQueuedBytes = try container.decodeIfPresent(Int.self, forKey: .peerQueuedBytes) ?? peerQueuedBytes
+        handshakeTimeoutMs = try container.decodeIfPresent(Int.self, forKey: .handshakeTimeoutMs) ?? handshakeTimeoutMs
+        reconnectMinMs = try container.decodeIfPresent(Int.self, forKey: .reconnectMinMs) ?? reconnectMinMs
+        reconnectMaxMs = try container.decodeIfPresent(Int.self, forKey: .reconnectMaxMs) ?? reconnectMaxMs
+        statusIntervalMs = try container.decodeIfPresent(Int.self, forKey: .statusIntervalMs) ?? statusIntervalMs
+        idleTimeoutMs = try container.decodeIfPresent(Int.self, forKey: .idleTimeoutMs) ?? idleTimeoutMs
+    }
+
+    /// Values a node cannot run with: non-positive sizes or timings, or a reconnect range upside down.
+    public var problems: [String] {
+        var problems: [String] = []
+        if maxInboundConnections < 0 { problems.append("maxInboundConnections must be at least 0") }
+        if maxFrameBytes < 64 { problems.append("maxFrameBytes must be at least 64") }
+        if peerBytesPerSecond < 1 { problems.append("peerBytesPerSecond must be positive") }
+        if peerQueuedBytes < 1 { problems.append("peerQueuedBytes must be positive") }
+        if handshakeTimeoutMs < 1 { problems.append("handshakeTimeoutMs must be positive") }
+        if reconnectMinMs < 1 || reconnectMaxMs < reconnectMinMs {
+            problems.append("reconnect delays must satisfy 1 <= reconnectMinMs <= reconnectMaxMs")
+        }
+        if statusIntervalMs < 1 { problems.append("statusIntervalMs must be positive") }
+        if idleTimeoutMs <= statusIntervalMs { problems.append("idleTimeoutMs must exceed statusIntervalMs") }
+        return problems
+    }
+}

@@ -1,0 +1,215 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+@testable import XinlianNetwork
+import XinlianConsensus
+import XinlianCore
+import XinlianCrypto
+
+/// A consortium of `count` validators (`v0`, `v1`, ...) on 127.0.0.1, each with a fresh TLS identity
+/// and a free port picked by binding port 0 first.
+struct NetFixture {
+    static let chainID: ChainID = "xinlian-net-test"
+    let ids: [ValidatorID]
+    let identities: [ValidatorID: TLSIdentity]
+    let ports: [ValidatorID: Int]
+    let consortium: Consortium
+
+    init(count: Int, chainID: ChainID = Self.chainID, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton)
+        async throws {
+        let suite = CryptoSuite.ed25519SHA256
+        func key(_ n: Int) throws -> SigningKey {
+            try suite.signingKey(privateKey: [UInt8](repeating: 0, count: 31) + [UInt8(n)])
+        }
+        var ids: [ValidatorID] = []
+        var identities: [ValidatorID: TLSIdentity] = [:]
+        var ports: [ValidatorID: Int] = [:]
+        var records: [ValidatorRecord] = []
+        for index in 0..<count {
+            let id = try Name("v\(index)")
+            let identity = try TLSIdentity.generate(commonName: id.value)
+            let port = try await Self.freePort(group: group)
+            ids.append(id)
+            identities[id] = identity
+            ports[id] = port
+            records.append(ValidatorRecord(id: id, institution: "bank-a", publicKey: try key(index + 1).publicKey.bytes.hexString,
+                                           power: 10, p2pAddress: "127.0.0.1:\(port)", apiAddress: "127.0.0.1:1",
+                                           tlsKeySHA256: identity.publicKeySHA256))
+        }
+        let genesis = Genesis(chainId: chainID, cryptoSuite: .ed25519SHA256, genesisTimeMs: 1_764_000_000_000,
+                              parameters: .defaults,
+                              institutions: [InstitutionRecord(id: "bank-a", name: "Bank A", roles: [.member],
+                                                               publicKey: try key(100).publicKey.bytes.hexString)],
+                              validators: records)
+        consortium = try Consortium(genesis)
+        self.ids = ids
+        self.identities = identities
+        self.ports = ports
+    }
+
+    static func freePort(group: any EventLoopGroup) async throws -> Int {
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = channel.localAddress?.port ?? 0
+        try await channel.close()
+        return port
+    }
+
+    func address(_ id: ValidatorID) -> String { "127.0.0.1:\(ports[id] ?? 0)" }
+
+    static var fastConfig: NetworkConfig {
+        var config = NetworkConfig()
+        config.reconnectMinMs = 20
+        config.reconnectMaxMs = 200
+        config.handshakeTimeoutMs = 2000
+        config.statusIntervalMs = 100
+        config.maxFrameBytes = 1024 * 1024
+        return config
+    }
+
+    /// A started network for `id`, with its events recorded.
+    func node(_ id: ValidatorID, config: NetworkConfig = Self.fastConfig, height: UInt64 = 7) async throws -> TestNode {
+        let identity = try #require(identities[id])
+        let logs = LogStore()
+        var logger = Logger(label: "p2p.\(id)") { _ in CapturingLogHandler(store: logs) }
+        logger.logLevel = .debug
+        let network = try PeerNetwork(consortium: consortium, local: id, listen: address(id), identity: identity,
+                                      config: config, group: MultiThreadedEventLoopGroup.singleton, logger: logger,
+                                      localStatus: { PeerStatus(height: height, lastBlockHash: .zero) })
+        let node = TestNode(id: id, network: network, logs: logs)
+        try await network.start()
+        return node
+    }
+}
+
+/// A network under test, its event history and its log lines.
+final class TestNode: Sendable {
+    let id: ValidatorID
+    let network: PeerNetwork
+    let log = EventLog()
+    let logs: LogStore
+    private let consumer: Task<Void, Never>
+
+    init(id: ValidatorID, network: PeerNetwork, logs: LogStore) {
+        self.id = id
+        self.network = network
+        self.logs = logs
+        let log = log
+        consumer = Task {
+            for await event in network.events { log.append(event) }
+        }
+    }
+
+    func shutdown() async {
+        await network.shutdown()
+        await consumer.value
+    }
+}
+
+/// Every event seen, with waiters on predicates over the history.
+final class EventLog: Sendable {
+    typealias Predicate = @Sendable ([NetworkEvent]) -> Bool
+
+    private struct State {
+        var events: [NetworkEvent] = []
+        var waiters: [(id: Int, predicate: Predicate, continuation: CheckedContinuation<Bool, Never>)] = []
+        var nextID = 0
+    }
+
+    private let state = Mutex(State())
+
+    var events: [NetworkEvent] { state.withLock { $0.events } }
+    var count: Int { state.withLock { $0.events.count } }
+
+    func append(_ event: NetworkEvent) {
+        let ready = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
+            state.events.append(event)
+            let events = state.events
+            let (done, waiting) = (state.waiters.filter { $0.predicate(events) }, state.waiters.filter { !$0.predicate(events) })
+            state.waiters = waiting
+            return done.map(\.continuation)
+        }
+        for continuation in ready { continuation.resume(returning: true) }
+    }
+
+    /// True as soon as `predicate` holds over the history; false after `timeout`.
+    func wait(timeout: Duration = .seconds(5), _ predicate: @escaping Predicate) async -> Bool {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let id = state.withLock { state -> Int? in
+                if predicate(state.events) { return nil }
+                state.nextID += 1
+                state.waiters.append((state.nextID, predicate, continuation))
+                return state.nextID
+            }
+            guard let id else { return continuation.resume(returning: true) }
+            Task {
+                try? await Task.sleep(for: timeout)
+                let expired = self.state.withLock { state -> CheckedContinuation<Bool, Never>? in
+                    guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                    return state.waiters.remove(at: index).continuation
+                }
+                expired?.resume(returning: false)
+            }
+        }
+    }
+
+    /// Waits until `peer` connected after history position `after`.
+    func connected(_ peer: ValidatorID, after: Int = 0, timeout: Duration = .seconds(5)) async -> Bool {
+        await wait(timeout: timeout) { events in
+            events.dropFirst(after).contains { if case .connected(peer, _) = $0 { true } else { false } }
+        }
+    }
+
+    func disconnected(_ peer: ValidatorID, after: Int = 0, timeout: Duration = .seconds(5)) async -> Bool {
+        await wait(timeout: timeout) { events in
+            events.dropFirst(after).contains { if case .disconnected(peer, _) = $0 { true } else { false } }
+        }
+    }
+
+    func disconnectReasons(_ peer: ValidatorID) -> [String] {
+        events.compactMap { if case .disconnected(peer, let reason) = $0 { reason } else { nil } }
+    }
+
+    func received(_ peer: ValidatorID, after: Int = 0, timeout: Duration = .seconds(5),
+                  _ match: @escaping @Sendable (WireMessage) -> Bool) async -> Bool {
+        await wait(timeout: timeout) { events in
+            events.dropFirst(after).contains { if case .message(peer, let message) = $0 { match(message) } else { false } }
+        }
+    }
+}
+
+final class LogStore: Sendable {
+    private let lines = Mutex<[(Logger.Level, String, Logger.Metadata)]>([])
+
+    func append(_ level: Logger.Level, _ message: String, _ metadata: Logger.Metadata) {
+        lines.withLock { $0.append((level, message, metadata)) }
+    }
+
+    var all: [String] { lines.withLock { $0.map { "\($0.0) \($0.1) \($0.2)" } } }
+
+    /// Lines at warning or above whose message or metadata mention `text`.
+    func warnings(containing text: String) -> [String] {
+        lines.withLock { lines in
+            lines.filter { $0.0 >= .warning }.map { "\($0.1) \($0.2)" }.filter { $0.contains(text) }
+        }
+    }
+}
+
+struct CapturingLogHandler: LogHandler {
+    let store: LogStore
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .debug
+    var metadataProvider: Logger.MetadataProvider?
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        store.append(event.level, "\(event.message)", metadata.merging(event.metadata ?? [:]) { $1 })
+    }
+}
