@@ -46,8 +46,6 @@ let package = Package(
         .target(name: "XinlianConsensus", dependencies: ["XinlianCore", "XinlianCrypto"], swiftSettings: strict),
         .target(name: "XinlianSimulation", dependencies: ["XinlianConsensus", "XinlianCore", "XinlianCrypto", "XinlianMerkle"],
                 swiftSettings: strict),
-        .target(name: "XinlianNetwork", dependencies: ["XinlianCore", "XinlianConsensus", "XinlianCrypto"],
-                swiftSettings: strict),
         .target(name: "XinlianCredit", dependencies: ["XinlianCore", "XinlianCrypto"], swiftSettings: strict),
         .target(name: "XinlianNetwork", dependencies: [
             "XinlianCore", "XinlianConsensus", "XinlianCrypto",
