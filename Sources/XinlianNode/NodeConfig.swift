@@ -1,6 +1,7 @@
 import Foundation
 import XinlianConsensus
 import XinlianCore
+import XinlianNetwork
 
 /// A node's configuration file, `<home>/config.json`. Relative paths are relative to the home directory.
 public struct NodeConfig: Codable, Sendable, Equatable {
@@ -31,6 +32,8 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var adminListen: String?
     /// Round timeouts of consensus.
     public var consensusTimeouts: ConsensusTimeouts
+    /// Peer-to-peer limits (`docs/protocol.md`); missing keys take their defaults.
+    public var network: NetworkConfig
 
     public init(validator: ValidatorID, apiListen: String, p2pListen: String) {
         self.validator = validator
@@ -48,12 +51,13 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         self.tlsCertificateFile = "tls.crt"
         self.adminListen = nil
         self.consensusTimeouts = ConsensusTimeouts()
+        self.network = NetworkConfig()
     }
 
     private enum CodingKeys: String, CodingKey {
         case validator, genesisFile, dataDirectory, validatorKeyFile, apiListen, p2pListen, mempoolTransactionLimit,
              mempoolBytesLimit, apiBodyLimitBytes, apiBatchLimit, logLevel, tlsKeyFile, tlsCertificateFile, adminListen,
-             consensusTimeouts
+             consensusTimeouts, network
     }
 
     /// Keys added after the first release are optional, so older config files still load.
@@ -75,6 +79,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         adminListen = try container.decodeIfPresent(String.self, forKey: .adminListen)
         consensusTimeouts = try container.decodeIfPresent(ConsensusTimeouts.self, forKey: .consensusTimeouts)
             ?? ConsensusTimeouts()
+        network = try container.decodeIfPresent(NetworkConfig.self, forKey: .network) ?? NetworkConfig()
         if let adminListen {
             let address = try HostPort(adminListen)
             guard ["127.0.0.1", "localhost", "::1", "[::1]"].contains(address.host) else {

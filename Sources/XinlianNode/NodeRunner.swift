@@ -1,10 +1,15 @@
 import Foundation
 import Hummingbird
+import Synchronization
 import Logging
+import Metrics
 import ServiceLifecycle
 import UnixSignals
+import NIOPosix
+import Prometheus
 import XinlianCore
 import XinlianCrypto
+import XinlianNetwork
 
 /// Everything a node's home directory holds, loaded and checked.
 public struct NodeHome: Sendable {
@@ -29,6 +34,9 @@ public enum NodeRunner {
     public static func run(home: String, logger: Logger) async throws {
         let node = try NodeHome(home: home)
         let metrics = NodeMetrics()
+        // One node per process: libraries that report through swift-metrics' global system (the peer
+        // network's `xinlian_p2p_*`) land in the node's registry and on its /metrics.
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics.registry))
         let engine = try NodeEngine(
             consortium: node.consortium, validatorID: node.config.validator, validatorKey: node.validatorKey,
             dataDirectory: node.dataDirectory,
@@ -49,7 +57,24 @@ public enum NodeRunner {
         if node.consortium.validators.members.count == 1 {
             services.append(.init(service: BlockProducer(engine: engine)))
         } else {
-            logger.warning("genesis names several validators: blocks need BFT consensus among them, which this build does not run yet")
+            let identity = try TLSIdentity.load(
+                keyPEMPath: NodeConfig.resolve(node.config.tlsKeyFile, home: home),
+                certificatePEMPath: NodeConfig.resolve(node.config.tlsCertificateFile, home: home))
+            let network = try PeerNetwork(
+                consortium: node.consortium, local: node.config.validator, listen: node.config.p2pListen, identity: identity,
+                config: node.config.network, group: MultiThreadedEventLoopGroup.singleton, logger: logger,
+                localStatus: { [engine] in engine.tip.withLock { $0 } })
+            try await engine.startConsensus(link: network, timeouts: node.config.consensusTimeouts.config)
+            services.append(.init(service: PeerService(network: network, pump: PeerEventPump(engine: engine, link: network))))
+            if let adminListen = node.config.adminListen {
+                let address = try HostPort(adminListen)
+                let admin = Application(
+                    router: AdminAPI(engine: engine, peers: network).router(cutState: CutRegistry()),
+                    configuration: .init(address: .hostname(address.host, port: address.port), serverName: "xinlian-admin"),
+                    logger: logger)
+                services.append(.init(service: admin))
+                logger.info("operator API listening", metadata: ["admin": "http://\(adminListen)"])
+            }
         }
         let group = ServiceGroup(configuration: .init(
             services: services,
@@ -65,3 +90,22 @@ public enum NodeRunner {
         logger.info("node stopped", metadata: ["height": "\(height)"])
     }
 }
+
+/// Runs the peer network for the node: starts it, carries its events into the engine, and shuts it down
+/// (closing every connection) on graceful shutdown.
+struct PeerService: Service {
+    let network: PeerNetwork
+    let pump: PeerEventPump
+
+    func run() async throws {
+        try await network.start()
+        await withGracefulShutdownHandler {
+            await pump.run(network.events)
+        } onGracefulShutdown: { [network] in
+            Task { await network.shutdown() }
+        }
+        await network.shutdown()
+    }
+}
+
+extension PeerNetwork: PeerLink, PeerControl {}

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import XinlianCore
 import XinlianCrypto
+import XinlianNetwork
 import XinlianNode
 import XinlianStorage
 
@@ -82,9 +83,12 @@ struct TestnetPlan {
                                     p2pListen: "127.0.0.1:\(p2pPort + index)")
             config.adminListen = "127.0.0.1:\(adminPort + index)"
             try config.write(home: home)
+            let tls = try TLSIdentity.generate(commonName: id.value)
+            try tls.write(keyPEMPath: home + "/" + config.tlsKeyFile, certificatePEMPath: home + "/" + config.tlsCertificateFile)
             let operatorID = institutions[index % 2].id
             records.append(ValidatorRecord(id: id, institution: operatorID, publicKey: key.publicKey.bytes.hexString, power: 10,
-                                           p2pAddress: config.p2pListen, apiAddress: config.apiListen))
+                                           p2pAddress: config.p2pListen, apiAddress: config.apiListen,
+                                           tlsKeySHA256: tls.publicKeySHA256))
         }
         var parameters = ConsensusParameters.defaults
         parameters.heartbeatIntervalMs = heartbeatMs
@@ -101,7 +105,7 @@ struct TestnetPlan {
 
 struct Init: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Create one node's home: its validator key and config.",
+        abstract: "Create one node's home: its validator key, TLS key and certificate, and config.",
         discussion: """
             Prints the validator entry to add to the consortium's genesis; put the agreed genesis.json in the home before start.
             Example: xinlian init --home /var/lib/xinlian --validator bank-a-node --suite sm2-sm3
@@ -125,9 +129,12 @@ struct Init: AsyncParsableCommand {
             try manager.createDirectory(atPath: home + "/data", withIntermediateDirectories: true)
             let key = CryptoSuite(suiteID).generateSigningKey()
             try KeyFile(owner: id, key: key).write(path: home + "/validator.key")
-            try NodeConfig(validator: id, apiListen: api, p2pListen: p2p).write(home: home)
+            let config = NodeConfig(validator: id, apiListen: api, p2pListen: p2p)
+            try config.write(home: home)
+            let tls = try TLSIdentity.generate(commonName: id.value)
+            try tls.write(keyPEMPath: home + "/" + config.tlsKeyFile, certificatePEMPath: home + "/" + config.tlsCertificateFile)
             try printJSON(ValidatorRecord(id: id, institution: try Name(institution), publicKey: key.publicKey.bytes.hexString,
-                                          power: 10, p2pAddress: p2p, apiAddress: api))
+                                          power: 10, p2pAddress: p2p, apiAddress: api, tlsKeySHA256: tls.publicKeySHA256))
         }
     }
 }
