@@ -125,6 +125,13 @@ import XinlianCrypto
         try? await rude.send(.status(PeerStatus(height: 1, lastBlockHash: .zero)))
         #expect(await rude.waitForClose())
 
+        // v2's own key dialing v1: the larger id only accepts, so v1 refuses it.
+        let backwards = try await RawPeer.connect(to: fixture.address("v1"), identity: try #require(fixture.identities["v2"]),
+                                                  group: group)
+        try? await backwards.send(hello(fixture, as: "v2"))
+        #expect(await backwards.waitForClose())
+        #expect(n1.network.stats.handshakesRefused["wrong_direction"] == 1)
+
         let stats = n2.network.stats
         #expect(stats.handshakesRefused["hello_validator_mismatch"] == 1)
         #expect(stats.handshakesRefused["wrong_genesis"] == 1)
@@ -176,6 +183,23 @@ import XinlianCrypto
         #expect(n2.network.connectedPeers == ["v1"])
         await n1.shutdown()
         await n2.shutdown()
+    }
+
+    @Test func dialedAddressAnsweringWithAnotherKeyIsRefused() async throws {
+        let fixture = try await NetFixture(count: 3)
+        // v2 listens where genesis puts v1: v0 dials "v1" and meets v2's key.
+        let logs = LogStore()
+        let impostor = try PeerNetwork(consortium: fixture.consortium, local: "v2", listen: fixture.address("v1"),
+                                       identity: try #require(fixture.identities["v2"]), config: NetFixture.fastConfig,
+                                       group: group, logger: Logger(label: "v2") { _ in CapturingLogHandler(store: logs) },
+                                       localStatus: { PeerStatus(height: 0, lastBlockHash: .zero) })
+        try await impostor.start()
+        let n0 = try await fixture.node("v0")
+        #expect(await n0.logs.waitForWarning(containing: "wrong_key"))
+        #expect((n0.network.stats.handshakesRefused["wrong_key"] ?? 0) >= 1)
+        #expect(n0.network.connectedPeers.isEmpty)
+        await n0.shutdown()
+        await impostor.shutdown()
     }
 
     @Test func cutAndHeal() async throws {
@@ -369,6 +393,29 @@ import XinlianCrypto
         #expect(n2.network.connectedPeers == ["v1"])
         await n1.shutdown()
         await n2.shutdown()
+    }
+
+    @Test func unconsumedEventsAreDroppedAndCounted() async throws {
+        let fixture = try await NetFixture(count: 2)
+        let logs = LogStore()
+        // Nobody reads this network's events.
+        let n1 = try PeerNetwork(consortium: fixture.consortium, local: "v1", listen: fixture.address("v1"),
+                                 identity: try #require(fixture.identities["v1"]), config: NetFixture.fastConfig,
+                                 group: group, logger: Logger(label: "v1") { _ in CapturingLogHandler(store: logs) },
+                                 localStatus: { PeerStatus(height: 0, lastBlockHash: .zero) })
+        try await n1.start()
+        let raw = try await RawPeer.connect(to: fixture.address("v1"), identity: try #require(fixture.identities["v0"]),
+                                            group: group)
+        try await raw.send(.hello(PeerHello(chainID: NetFixture.chainID, genesisHash: fixture.consortium.genesisHash,
+                                            validator: "v0", height: 1, lastBlockHash: .zero)))
+        let status = WireCodec.frame(.status(PeerStatus(height: 1, lastBlockHash: .zero)))
+        let burst = Array((0..<(PeerNetwork.eventBufferSize + 100)).map { _ in status }.joined())
+        try await raw.sendRaw(burst)
+        #expect(await logs.waitForWarning(containing: "event buffer full"))
+        #expect(n1.stats.eventsDropped >= 1)
+        #expect(n1.connectedPeers == ["v0"])
+        await raw.close()
+        await n1.shutdown()
     }
 
     @Test func disconnectLetsThePeerComeBack() async throws {

@@ -182,18 +182,56 @@ final class EventLog: Sendable {
 }
 
 final class LogStore: Sendable {
-    private let lines = Mutex<[(Logger.Level, String, Logger.Metadata)]>([])
+    typealias Line = (level: Logger.Level, message: String, metadata: Logger.Metadata)
 
-    func append(_ level: Logger.Level, _ message: String, _ metadata: Logger.Metadata) {
-        lines.withLock { $0.append((level, message, metadata)) }
+    private struct State {
+        var lines: [Line] = []
+        var waiters: [(id: Int, text: String, continuation: CheckedContinuation<Bool, Never>)] = []
+        var nextID = 0
     }
 
-    var all: [String] { lines.withLock { $0.map { "\($0.0) \($0.1) \($0.2)" } } }
+    private let state = Mutex(State())
+
+    private static func render(_ line: Line) -> String { "\(line.message) \(line.metadata)" }
+
+    func append(_ level: Logger.Level, _ message: String, _ metadata: Logger.Metadata) {
+        let ready = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
+            let line = (level, message, metadata)
+            state.lines.append(line)
+            guard level >= .warning else { return [] }
+            let text = Self.render(line)
+            let done = state.waiters.filter { text.contains($0.text) }
+            state.waiters.removeAll { text.contains($0.text) }
+            return done.map(\.continuation)
+        }
+        for continuation in ready { continuation.resume(returning: true) }
+    }
+
+    var all: [String] { state.withLock { $0.lines.map { "\($0.level) \(Self.render($0))" } } }
 
     /// Lines at warning or above whose message or metadata mention `text`.
     func warnings(containing text: String) -> [String] {
-        lines.withLock { lines in
-            lines.filter { $0.0 >= .warning }.map { "\($0.1) \($0.2)" }.filter { $0.contains(text) }
+        state.withLock { $0.lines.filter { $0.level >= .warning }.map(Self.render).filter { $0.contains(text) } }
+    }
+
+    /// True as soon as a line at warning or above mentions `text`; false after `timeout`.
+    func waitForWarning(containing text: String, timeout: Duration = .seconds(5)) async -> Bool {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let id = state.withLock { state -> Int? in
+                if state.lines.contains(where: { $0.level >= .warning && Self.render($0).contains(text) }) { return nil }
+                state.nextID += 1
+                state.waiters.append((state.nextID, text, continuation))
+                return state.nextID
+            }
+            guard let id else { return continuation.resume(returning: true) }
+            Task {
+                try? await Task.sleep(for: timeout)
+                let expired = self.state.withLock { state -> CheckedContinuation<Bool, Never>? in
+                    guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                    return state.waiters.remove(at: index).continuation
+                }
+                expired?.resume(returning: false)
+            }
         }
     }
 }

@@ -121,6 +121,20 @@ struct Gen {
         do { _ = try WireCodec.decode(bytes); return nil } catch { return error.code }
     }
 
+    @Test func goldenBytes() throws {
+        // The example in docs/protocol.md.
+        let status = WireCodec.frame(.status(PeerStatus(height: 5, lastBlockHash: .zero)))
+        #expect(status == [0, 0, 0, 41, 0x02, 0, 0, 0, 0, 0, 0, 0, 5] + [UInt8](repeating: 0, count: 32))
+        let genesis = try #require(Hash32(bytes: [UInt8](repeating: 0x11, count: 32)))
+        let last = try #require(Hash32(bytes: [UInt8](repeating: 0x22, count: 32)))
+        let hello = WireCodec.encode(.hello(PeerHello(chainID: "c", genesisHash: genesis, validator: "v0", height: 7,
+                                                      lastBlockHash: last)))
+        let expected: [UInt8] = [0x01, 0x00, 0x01, 0, 0, 0, 1, 0x63] + genesis.bytes + [0, 0, 0, 2, 0x76, 0x30]
+            + [0, 0, 0, 0, 0, 0, 0, 7] + last.bytes
+        #expect(hello == expected)
+        #expect(WireCodec.encode(.syncRequest(fromHeight: 258, count: 3)) == [0x05, 0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 3])
+    }
+
     @Test func unknownAndEmptyFramesAreRejected() {
         #expect(code([]) == "empty_frame")
         for type: UInt8 in [0x00, 0x07, 0x7F, 0xFF] { #expect(code([type, 0, 0, 0]) == "unknown_type") }
