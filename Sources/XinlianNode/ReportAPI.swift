@@ -12,11 +12,24 @@ public struct ReportResponse: Codable, Sendable, Equatable {
     public var queryRecord: Hash32
 }
 
+/// `GET /v1/enterprises`: one page of the enterprises that have records, in USCC order.
+public struct EnterprisesResponse: Codable, Sendable, Equatable {
+    public var enterprises: [String]
+    /// Pass as `after` for the next page; absent on the last page.
+    public var next: String?
+}
+
 /// The report routes: a report is served only to a signed, fresh query record that the enterprise's committed
 /// consents allow, and serving it writes that query record to the ledger (`docs/credit-model.md`, "Serving").
-struct ReportRoutes: Sendable {
+public struct ReportRoutes: Sendable {
     /// The request header carrying the requester's signed `queryRecord` transaction (base64 of its canonical encoding).
-    static let queryHeader = HTTPField.Name("X-Xinlian-Query")!
+    public static let queryHeader = "X-Xinlian-Query"
+
+    /// The value of the header `name` (case-insensitive), if sent.
+    static func header(_ request: Request, _ name: String) -> String? {
+        let lowered = name.lowercased()
+        return request.headers.first { $0.name.canonicalName == lowered }?.value
+    }
 
     let engine: NodeEngine
     let now: @Sendable () -> UInt64
@@ -25,6 +38,56 @@ struct ReportRoutes: Sendable {
         router.get("/v1/enterprises/:uscc/report") { request, context in
             try await report(request, uscc: context.parameters.require("uscc"))
         }
+        router.get("/v1/enterprises") { request, _ in try await enterprises(request) }
+    }
+
+    static let pageLimit = 1_000
+
+    /// Regulators only, with a signed request (`SignedRequest`).
+    func enterprises(_ request: Request) async throws -> Response {
+        let requester = try checkSignedRequest(request)
+        guard engine.consortium.institutionRoles[requester]?.contains(.regulator) == true else {
+            throw APIError(.forbidden, "role_not_permitted", "only a regulator may list enterprises")
+        }
+        let after = request.uri.queryParameters.get("after") ?? ""
+        let limitText = request.uri.queryParameters.get("limit") ?? "100"
+        guard let limit = Int(limitText), (1...Self.pageLimit).contains(limit) else {
+            throw APIError(.badRequest, "invalid_limit", "limit must be an integer from 1 to \(Self.pageLimit)")
+        }
+        let page = try await engine.enterprises(after: after, limit: limit)
+        return try API.json(EnterprisesResponse(enterprises: page.map(\.code),
+                                                next: page.count == limit ? page.last?.code : nil))
+    }
+
+    /// Checks the `X-Xinlian-Request` header: well formed, a known institution, fresh, and signed over this request.
+    func checkSignedRequest(_ request: Request) throws -> InstitutionID {
+        guard let header = Self.header(request, SignedRequest.headerName) else {
+            throw APIError(.unauthorized, "signature_required", "sign the request in the X-Xinlian-Request header")
+        }
+        guard let signed = SignedRequest(headerValue: header) else {
+            throw APIError(.badRequest, "invalid_signed_request", "X-Xinlian-Request must be \"<institution> <timeMs> <signature hex>\"")
+        }
+        let consortium = engine.consortium
+        guard let key = consortium.institutionKeys[signed.institution] else {
+            throw APIError(.unauthorized, "unknown_reporter", "\(signed.institution) is not a member")
+        }
+        let bytes = SignedRequest.signingBytes(chainID: consortium.chainID, institution: signed.institution, timeMs: signed.timeMs,
+                                               method: request.method.rawValue, target: request.head.path ?? "")
+        guard key.isValidSignature(signed.signature, for: bytes) else {
+            throw APIError(.unauthorized, "bad_signature", "the request signature does not verify with \(signed.institution)'s key")
+        }
+        guard isFresh(signed.timeMs) else {
+            throw APIError(.badRequest, "request_not_fresh",
+                           "the signed request's time must be within \(NodeEngine.clockSkewLimitMs / 1000) s of the node's clock")
+        }
+        return signed.institution
+    }
+
+    func isFresh(_ timeMs: UInt64) -> Bool {
+        let clock = now()
+        let skew = NodeEngine.clockSkewLimitMs
+        let (upper, overflow) = clock.addingReportingOverflow(skew)
+        return timeMs >= clock - min(clock, skew) && (overflow || timeMs <= upper)
     }
 
     func report(_ request: Request, uscc text: String) async throws -> Response {
@@ -44,7 +107,7 @@ struct ReportRoutes: Sendable {
     /// The stateless checks of the signed query: encoding, chain, reporter, signature, canonical payload, kind,
     /// schema, agreement with the request, and freshness.
     func checkQuery(_ request: Request, subject: USCC, purpose: QueryPurpose) throws -> (Transaction, QueryRecord) {
-        guard let header = request.headers[Self.queryHeader] else {
+        guard let header = Self.header(request, Self.queryHeader) else {
             throw APIError(.unauthorized, "query_required",
                            "send the signed queryRecord transaction, base64, in the X-Xinlian-Query header")
         }
@@ -74,12 +137,9 @@ struct ReportRoutes: Sendable {
             throw APIError(.badRequest, "query_mismatch",
                            "the signed query must have subject \(subject), purpose \(purpose.rawValue) and institution = its reporter")
         }
-        let clock = now()
-        let skew = NodeEngine.clockSkewLimitMs
-        let (upper, overflow) = clock.addingReportingOverflow(skew)
-        guard body.timeMs >= clock - min(clock, skew), overflow || body.timeMs <= upper else {
+        guard isFresh(body.timeMs) else {
             throw APIError(.badRequest, "query_not_fresh",
-                           "the signed query's time must be within \(skew / 1000) s of the node's clock")
+                           "the signed query's time must be within \(NodeEngine.clockSkewLimitMs / 1000) s of the node's clock")
         }
         return (query, record)
     }

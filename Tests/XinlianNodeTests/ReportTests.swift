@@ -277,4 +277,42 @@ struct ReportAPITests {
         #expect(borrower.guarantees.given.isEmpty)
         await node.engine.shutdown()
     }
+
+    @Test func onlyRegulatorsPageThroughEnterprises() async throws {
+        let node = try ReportNode()
+        defer { node.remove() }
+        try await node.commit([try node.registration(), try node.registration(ReportNode.guarantor, name: "担保公司")])
+        let app = Application(router: node.api.router())
+        func list(_ target: String, as institution: InstitutionID, signedTarget: String? = nil) async throws -> TestResponse {
+            let signed = try SignedRequest.sign(chainID: node.consortium.chainID, institution: institution, timeMs: node.clock.ms,
+                                                method: "GET", target: signedTarget ?? target,
+                                                key: try #require(node.keys[institution]))
+            var fields = HTTPFields()
+            fields[HTTPField.Name(SignedRequest.headerName)!] = signed.headerValue
+            let headers = fields
+            return try await app.test(.router) { client in
+                try await client.execute(uri: target, method: .get, headers: headers, body: nil)
+            }
+        }
+        let first = try await list("/v1/enterprises?limit=1", as: "regulator")
+        #expect(first.status == .ok)
+        let page = try decode(EnterprisesResponse.self, first.body)
+        let all = [ReportNode.borrower, ReportNode.guarantor].sorted().map(\.code)
+        #expect(page.enterprises == [all[0]])
+        #expect(page.next == all[0])
+        let second = try decode(EnterprisesResponse.self, try await list("/v1/enterprises?after=\(all[0])&limit=1", as: "regulator").body)
+        #expect(second.enterprises == [all[1]])
+        let whole = try decode(EnterprisesResponse.self, try await list("/v1/enterprises", as: "regulator").body)
+        #expect(whole.enterprises == all)
+        #expect(whole.next == nil)
+
+        #expect(try errorCode(try await list("/v1/enterprises", as: "bank-a")) == "role_not_permitted")
+        let tampered = try await list("/v1/enterprises?limit=2", as: "regulator", signedTarget: "/v1/enterprises?limit=1")
+        #expect(tampered.status == .unauthorized)
+        #expect(try errorCode(tampered) == "bad_signature")
+        #expect(try errorCode(try await list("/v1/enterprises?limit=0", as: "regulator")) == "invalid_limit")
+        let unsigned = try await app.test(.router) { client in try await client.execute(uri: "/v1/enterprises", method: .get) }
+        #expect(try errorCode(unsigned) == "signature_required")
+        await node.engine.shutdown()
+    }
 }
