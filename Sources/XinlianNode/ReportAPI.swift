@@ -10,6 +10,8 @@ public struct ReportResponse: Codable, Sendable, Equatable {
     public var report: CreditReport
     /// Id of the query record this request wrote (pending until committed).
     public var queryRecord: Hash32
+    /// With `proof=true`: what a reader needs to check the report from genesis (`ReportVerifier`).
+    public var proof: ReportProof?
 }
 
 /// `GET /v1/enterprises`: one page of the enterprises that have records, in USCC order.
@@ -98,10 +100,20 @@ public struct ReportRoutes: Sendable {
             throw APIError(.badRequest, "invalid_purpose",
                            "purpose must be one of \(QueryPurpose.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        let withProof: Bool
+        switch request.uri.queryParameters.get("proof") {
+        case nil, "false": withProof = false
+        case "true": withProof = true
+        default: throw APIError(.badRequest, "invalid_proof", "proof must be true or false")
+        }
         let (query, record) = try checkQuery(request, subject: subject, purpose: purpose)
+        if withProof, record.reportHeight == 0 {
+            throw APIError(.conflict, "nothing_committed", "there is no block to prove a report against yet")
+        }
         let served = try await engine.serve(query, record: record, subject: subject)
         let report = served.material.assemble(ReportParameters(engine.consortium.genesis.parameters))
-        return try API.json(ReportResponse(report: report, queryRecord: served.id))
+        let proof = withProof ? try await engine.reportProof(served.material) : nil
+        return try API.json(ReportResponse(report: report, queryRecord: served.id, proof: proof))
     }
 
     /// The stateless checks of the signed query: encoding, chain, reporter, signature, canonical payload, kind,

@@ -1,8 +1,10 @@
 import CoreMetrics
+import Foundation
 import Hummingbird
 import XinlianCore
 import XinlianCredit
 import XinlianCrypto
+import XinlianMerkle
 import XinlianStorage
 
 /// What a report is built from: the enterprise's own committed transactions (its record chain, in ledger order)
@@ -119,5 +121,41 @@ extension NodeEngine {
     /// Enterprises with records, in USCC order, after `after`.
     public func enterprises(after: String, limit: Int) throws -> [USCC] {
         try store.enterprises(after: after, limit: limit)
+    }
+}
+
+extension NodeEngine {
+    /// The proof of `material` (`ReportProof`): the header and certificate at its height, the state proof of the
+    /// subject's record head there, and every transaction with its audit path and its block's header and certificate.
+    public func reportProof(_ material: ReportMaterial) throws -> ReportProof {
+        let height = material.asOf.height
+        guard height > 0 else {
+            throw APIError(.conflict, "nothing_committed", "there is no block to prove a report against yet")
+        }
+        let suite = consortium.suite
+        let hasher = MerkleHasher(suite: suite)
+        let asOfRecord = try store.record(at: height)
+        var blocks: [UInt64: ReportProof.CertifiedHeader] = [:]
+        var leaves: [UInt64: (record: CommittedBlock, leaves: [Hash32])] = [:]
+        func proven(_ entry: LedgerEntry) throws -> ReportProof.ProvenTransaction {
+            if leaves[entry.height] == nil {
+                let record = entry.height == height ? asOfRecord : try store.record(at: entry.height)
+                leaves[entry.height] = (record, Block.leafHashes(record.block.transactions, suite: suite))
+                if entry.height != height { blocks[entry.height] = Self.certified(record) }
+            }
+            let path = try MerkleTree.inclusionProof(index: Int(entry.index), leafHashes: leaves[entry.height]?.leaves ?? [],
+                                                     hasher: hasher)
+            return ReportProof.ProvenTransaction(transaction: Data(entry.transaction.canonicalBytes).base64EncodedString(),
+                                                 height: entry.height, index: Int(entry.index), path: path.map(\.hex))
+        }
+        let own = try material.own.map(proven)
+        let counterparty = try material.counterparty.map(proven)
+        return ReportProof(asOf: Self.certified(asOfRecord), state: try store.stateProof(subject: material.subject, atHeight: height),
+                           blocks: blocks.sorted { $0.key < $1.key }.map(\.value), transactions: own, counterparty: counterparty)
+    }
+
+    static func certified(_ record: CommittedBlock) -> ReportProof.CertifiedHeader {
+        ReportProof.CertifiedHeader(header: Data(record.block.header.canonicalBytes).base64EncodedString(),
+                                    certificate: Data(record.certificate.canonicalBytes).base64EncodedString())
     }
 }
