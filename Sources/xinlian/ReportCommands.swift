@@ -19,6 +19,11 @@ struct Report: AsyncParsableCommand {
             height) and sends it in the X-Xinlian-Query header. Consent purposes need --consent, the id of the
             consentGranted transaction your institution recorded; supervision (regulators) and audit (auditors) need none.
             A refused query exits non-zero and prints the error code.
+            --verify asks for the proof and checks it from the genesis file: certificates (more than two thirds of the
+            voting power), headers, the state proof of the enterprise's record head, the transactions that rebuild it,
+            and the report assembled again from them; it prints "verified complete as of height H" or what failed, on
+            standard error, and exits non-zero on failure. --save writes the whole response (report and proof);
+            --from checks a saved response instead of asking a node.
             Example: xinlian report 91330106MA27XY123U --node http://127.0.0.1:8600 --key .cluster/institutions/bank-a.key \\
                      --purpose loanApplication --consent <64 hex> --format text
             """)
@@ -30,33 +35,63 @@ struct Report: AsyncParsableCommand {
     @Option(help: "Id of the consentGranted transaction the query relies on.") var consent: String?
     @Option(help: "Report as of this height (default: the node's committed height).") var height: UInt64?
     @Option(help: "json or text.") var format: ReportFormat = .json
+    @Flag(help: "Ask for the proof and verify the report from genesis.") var verify = false
+    @Option(help: "Genesis file (for --verify).") var genesis: String?
+    @Option(help: "Write the whole response (report, query record id, proof) to this file.") var save: String?
+    @Option(help: "Verify a response saved with --save instead of querying a node (needs --verify).") var from: String?
 
     func run() async throws {
         try await reportingErrors {
-            let subject = try USCC(uscc)
-            guard let queryPurpose = QueryPurpose(rawValue: purpose) else { throw CLIError("unknown purpose \(purpose)") }
-            let consentID = try consent.map { text -> Hash32 in
-                guard let id = Hash32(hex: text.lowercased()) else { throw CLIError("--consent must be 64 hex digits") }
-                return id
+            let consortium = try genesis.map { try Consortium(try Genesis.load(path: $0)) }
+            guard !verify || consortium != nil else { throw CLIError("--verify needs --genesis FILE") }
+            let response: ReportResponse
+            if let from {
+                guard verify else { throw CLIError("--from needs --verify") }
+                response = try JSONDecoder().decode(ReportResponse.self, from: Data(contentsOf: URL(fileURLWithPath: from)))
+            } else {
+                response = try await fetch()
             }
-            let keyFile = try KeyFile.load(path: key)
-            let client = NodeClient(node)
-            let status = try await client.get("/v1/status", as: NodeStatus.self)
-            let record = QueryRecord(institution: keyFile.owner, purpose: queryPurpose, consent: consentID,
-                                     reportHeight: height ?? status.height)
-            let body = TransactionBody(chainID: try Name(status.chainId), kind: .queryRecord, reporter: keyFile.owner,
-                                       subject: subject, timeMs: nowMs(), nonce: UInt64.random(in: 0...UInt64.max),
-                                       payload: try Payload.canonicalize(record.jsonValue))
-            let query = try Transaction.sign(body, with: try keyFile.signingKey())
-            let response = try await client.get(
-                "/v1/enterprises/\(subject.code)/report?purpose=\(queryPurpose.rawValue)", as: ReportResponse.self,
-                timeout: .seconds(30), headers: [(ReportRoutes.queryHeader, Data(query.canonicalBytes).base64EncodedString())])
+            if let save {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                try encoder.encode(response).write(to: URL(fileURLWithPath: save))
+            }
             switch format {
             case .json: try printJSON(response.report)
             case .text: print(ReportText.render(response.report), terminator: "")
             }
             FileHandle.standardError.write(Data("query record \(response.queryRecord.hex)\n".utf8))
+            guard verify, let consortium else { return }
+            guard let proof = response.proof else { throw CLIError("verification failed: the response carries no proof") }
+            do {
+                try ReportVerifier.verify(response.report, proof: proof, consortium: consortium)
+            } catch {
+                throw CLIError("verification failed: \(error)")
+            }
+            FileHandle.standardError.write(Data("verified complete as of height \(response.report.asOf.height)\n".utf8))
         }
+    }
+
+    private func fetch() async throws -> ReportResponse {
+        let subject = try USCC(uscc)
+        guard let queryPurpose = QueryPurpose(rawValue: purpose) else { throw CLIError("unknown purpose \(purpose)") }
+        let consentID = try consent.map { text -> Hash32 in
+            guard let id = Hash32(hex: text.lowercased()) else { throw CLIError("--consent must be 64 hex digits") }
+            return id
+        }
+        let keyFile = try KeyFile.load(path: key)
+        let client = NodeClient(node)
+        let status = try await client.get("/v1/status", as: NodeStatus.self)
+        let record = QueryRecord(institution: keyFile.owner, purpose: queryPurpose, consent: consentID,
+                                 reportHeight: height ?? status.height)
+        let body = TransactionBody(chainID: try Name(status.chainId), kind: .queryRecord, reporter: keyFile.owner,
+                                   subject: subject, timeMs: nowMs(), nonce: UInt64.random(in: 0...UInt64.max),
+                                   payload: try Payload.canonicalize(record.jsonValue))
+        let query = try Transaction.sign(body, with: try keyFile.signingKey())
+        return try await client.get(
+            "/v1/enterprises/\(subject.code)/report?purpose=\(queryPurpose.rawValue)\(verify ? "&proof=true" : "")",
+            as: ReportResponse.self, timeout: .seconds(60),
+            headers: [(ReportRoutes.queryHeader, Data(query.canonicalBytes).base64EncodedString())])
     }
 }
 
