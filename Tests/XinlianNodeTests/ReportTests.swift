@@ -313,6 +313,20 @@ struct ReportAPITests {
         #expect(try errorCode(try await list("/v1/enterprises?limit=0", as: "regulator")) == "invalid_limit")
         let unsigned = try await app.test(.router) { client in try await client.execute(uri: "/v1/enterprises", method: .get) }
         #expect(try errorCode(unsigned) == "signature_required")
+        let malformed = try await app.test(.router) { client in
+            try await client.execute(uri: "/v1/enterprises", method: .get,
+                                     headers: [HTTPField.Name(SignedRequest.headerName)!: "regulator 12 zz"], body: nil)
+        }
+        #expect(try errorCode(malformed) == "invalid_signed_request")
+        let signed = try SignedRequest.sign(chainID: node.consortium.chainID, institution: "regulator", timeMs: node.clock.ms,
+                                            method: "GET", target: "/v1/enterprises", key: try #require(node.keys["regulator"]))
+        #expect(SignedRequest(headerValue: signed.headerValue) == signed)
+        node.clock.advance(days: 1)
+        let stale = try await app.test(.router) { client in
+            try await client.execute(uri: "/v1/enterprises", method: .get,
+                                     headers: [HTTPField.Name(SignedRequest.headerName)!: signed.headerValue], body: nil)
+        }
+        #expect(try errorCode(stale) == "request_not_fresh")
         await node.engine.shutdown()
     }
 }
