@@ -41,8 +41,9 @@ public enum CreditRules {
         if body.kind == .queryRecord, origin == .api {
             throw CreditError(code: "kind_not_submittable", path: root, rule: "is written by a node, never through the API")
         }
-        try checkRoles(body.kind, roles: roles, root: root)
+        if body.kind != .queryRecord { try checkRoles(body.kind, roles: roles, root: root) }
         let statement = try CreditStatement.decode(kind: body.kind, payload: body.payload, today: Day(ms: body.timeMs))
+        if case .queryRecord(let query) = statement { try checkQueryRoles(query, roles: roles) }
         try withoutActuallyEscaping(referenced) { (escapable) throws(CreditError) in
             try checkReferences(statement, lookup: Lookup(transaction: transaction, referenced: escapable), roles: roles)
         }
@@ -57,6 +58,13 @@ public enum CreditRules {
             throw CreditError(code: "role_not_permitted", path: root,
                               rule: "may be reported by \(allowed), not by an institution with roles [\(held)]")
         }
+    }
+
+    /// A query record's reporter: any role but auditor, and an auditor for an `audit` query (auditors read, they
+    /// do not report; the record of their query is theirs).
+    static func checkQueryRoles(_ query: QueryRecord, roles: Set<InstitutionRole>) throws(CreditError) {
+        if query.purpose == .audit, roles.contains(.auditor) { return }
+        try checkRoles(.queryRecord, roles: roles, root: TransactionKind.queryRecord.rawValue)
     }
 
     private static func checkReferences(_ statement: CreditStatement, lookup: Lookup,

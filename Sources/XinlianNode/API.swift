@@ -26,6 +26,8 @@ public struct API: Sendable {
     public let engine: NodeEngine
     public let bodyLimitBytes: Int
     public let batchLimit: Int
+    /// The clock report requests' freshness is judged by (tests set it with the engine's).
+    public var now: @Sendable () -> UInt64 = NodeEngine.wallClockMs
 
     public init(engine: NodeEngine, bodyLimitBytes: Int = 8 * 1024 * 1024, batchLimit: Int = 5_000) {
         self.engine = engine
@@ -41,6 +43,7 @@ public struct API: Sendable {
         router.get("/v1/transactions/:id") { _, context in try await transactionStatus(context.parameters.require("id")) }
         router.get("/v1/blocks/:height") { _, context in try await block(context.parameters.require("height")) }
         router.get("/v1/headers/:height") { _, context in try await header(context.parameters.require("height")) }
+        ReportRoutes(engine: engine, now: now).add(to: router)
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: .init(byteBuffer: ByteBuffer(bytes: engine.metrics.render())))

@@ -466,7 +466,7 @@ extension NodeEngine {
     /// Transactions a peer forwarded (already signature-checked by the pump): admitted one by one, not forwarded again.
     private func admitGossiped(_ transactions: [Transaction]) {
         for transaction in transactions {
-            _ = try? admit([transaction], relay: false)
+            _ = try? admit([transaction], relay: false, origin: .node)
         }
     }
 

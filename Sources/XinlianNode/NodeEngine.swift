@@ -137,7 +137,9 @@ public actor NodeEngine {
     /// earlier ones in the same batch.
     /// With `relay`, newly admitted transactions are forwarded once to every peer (transactions that came from a
     /// peer are not forwarded again: every validator is connected to every other).
-    public func admit(_ transactions: [Transaction], relay: Bool = true) throws(VerificationError) -> [Admission] {
+    /// `origin` is `.node` for transactions met in gossip (a query record may come that way).
+    public func admit(_ transactions: [Transaction], relay: Bool = true,
+                      origin: CreditRules.Origin = .api) throws(VerificationError) -> [Admission] {
         var results: [Admission] = []
         var fresh: [Mempool.Entry] = []
         var batch: [Hash32: Transaction] = [:]
@@ -154,7 +156,7 @@ public actor NodeEngine {
                 break
             }
             if batch[id] == nil {
-                do { try checkCredit(transaction, batch: batch, committedLookups: &committedLookups) } catch {
+                do { try checkCredit(transaction, batch: batch, committedLookups: &committedLookups, origin: origin) } catch {
                     results.append(Admission(id: id, state: .rejected(error)))
                     continue
                 }
@@ -173,29 +175,33 @@ public actor NodeEngine {
             metrics.rejected.increment(by: Int64(transactions.count))
             throw VerificationError(code: "mempool_full", message: "the mempool is full; retry later")
         }
-        for entry in fresh {
+        enqueue(fresh, relay: relay)
+        return results
+    }
+
+    /// Puts admitted transactions in the mempool and gets them decided: wakes the block producer, or (with
+    /// consensus) forwards them once to every peer when `relay` and starts the next height if it is waiting.
+    func enqueue(_ entries: [Mempool.Entry], relay: Bool) {
+        for entry in entries {
             rejected[entry.id] = nil
             mempool.insert(entry)
         }
         metrics.mempoolSize.record(Int64(mempool.count))
-        if !fresh.isEmpty {
-            work.yield()
-            if let link = consensus?.link {
-                if relay {
-                    for start in stride(from: 0, to: fresh.count, by: WireLimits.transactionsPerFrame) {
-                        let chunk = fresh[start..<min(start + WireLimits.transactionsPerFrame, fresh.count)]
-                        link.broadcast(.transactions(chunk.map(\.transaction)))
-                    }
-                }
-                maybeStartNextHeight()
+        guard !entries.isEmpty else { return }
+        work.yield()
+        guard let link = consensus?.link else { return }
+        if relay {
+            for start in stride(from: 0, to: entries.count, by: WireLimits.transactionsPerFrame) {
+                let chunk = entries[start..<min(start + WireLimits.transactionsPerFrame, entries.count)]
+                link.broadcast(.transactions(chunk.map(\.transaction)))
             }
         }
-        return results
+        maybeStartNextHeight()
     }
 
     /// The credit model's rules: payload schema, the reporter's role, and references to earlier statements.
     private func checkCredit(_ transaction: Transaction, batch: [Hash32: Transaction],
-                             committedLookups: inout Int) throws(VerificationError) {
+                             committedLookups: inout Int, origin: CreditRules.Origin) throws(VerificationError) {
         let roles = consortium.institutionRoles[transaction.body.reporter] ?? []
         var lookups = committedLookups
         defer { committedLookups = lookups }
@@ -206,7 +212,7 @@ public actor NodeEngine {
                 guard lookups < Self.committedReferencesLimit else { return nil }
                 lookups += 1
                 return committedTransaction(id)
-            })
+            }, origin: origin)
         } catch {
             throw VerificationError(code: error.code, message: error.description)
         }

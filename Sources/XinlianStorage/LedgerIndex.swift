@@ -41,6 +41,7 @@ public final class LedgerIndex {
                 uscc TEXT PRIMARY KEY, head BLOB NOT NULL, tx_count INTEGER NOT NULL, last_height INTEGER NOT NULL) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS smt_nodes(hash BLOB PRIMARY KEY, node BLOB NOT NULL) WITHOUT ROWID;
             """)
+        try createReportSchema()
         let version = try metaValue("schema_version")
         if version == nil {
             try setMeta("schema_version", Self.schemaVersion)
@@ -53,14 +54,14 @@ public final class LedgerIndex {
     /// Height of the last block applied to the index (0 when empty).
     public func height() throws -> UInt64 { UInt64(try metaValue("height") ?? 0) }
 
-    private func metaValue(_ key: String) throws -> Int64? {
+    func metaValue(_ key: String) throws -> Int64? {
         let statement = try db.prepare("SELECT value FROM meta WHERE key = ?")
         defer { statement.reset() }
         try statement.bind([.text(key)])
         return try statement.step() ? statement.int64(0) : nil
     }
 
-    private func setMeta(_ key: String, _ value: Int64) throws {
+    func setMeta(_ key: String, _ value: Int64) throws {
         let statement = try db.prepare("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
         defer { statement.reset() }
         try statement.bind([.text(key), .integer(value)])
@@ -77,6 +78,7 @@ public final class LedgerIndex {
                 try insertTransaction(transaction, id: transaction.id(suite), height: header.height, position: position)
             }
             try updateEnterprises(record.block.transactions, heads: heads, height: header.height)
+            try insertReportLinks(record, suite: suite)
             try insertNodes(nodes)
             try setMeta("height", Int64(header.height))
         }
@@ -192,6 +194,8 @@ public final class LedgerIndex {
             "SELECT hex(id), height, position, kind, reporter, subject, time_ms FROM transactions ORDER BY id",
             "SELECT uscc, hex(head), tx_count, last_height FROM enterprises ORDER BY uscc",
             "SELECT hex(hash), hex(node) FROM smt_nodes ORDER BY hash",
+            "SELECT party, hex(id) FROM counterparties ORDER BY party, id",
+            "SELECT hex(target), hex(id) FROM transaction_refs ORDER BY target, id",
         ]
         for sql in tables {
             let statement = try db.prepare(sql)

@@ -10,6 +10,9 @@ struct Submit: AsyncParsableCommand {
         abstract: "Sign and submit transactions as an institution.",
         discussion: """
             Input is one {"kind", "subject", "payload"} object, a JSON array of them, or JSON Lines; - reads standard input.
+            Every kind an institution may submit is accepted (queryRecord is written by `xinlian report`, governance is not
+            submittable). Optional "timeMs" and "nonce" are kept; a reference field may say "@N" for the id of the input's
+            transaction N (from 0), e.g. a facilityUpdated whose "opening" is "@0".
             Example: echo '{"kind":"registration","subject":"91310000MA1FL8TQ36","payload":{"name":"Acme"}}' | \\
                      xinlian submit --node http://127.0.0.1:8600 --key .cluster/institutions/registry.key - --wait
             """)
@@ -28,10 +31,12 @@ struct Submit: AsyncParsableCommand {
             let status = try await client.get("/v1/status", as: NodeStatus.self)
             let data = input == "-" ? FileHandle.standardInput.readDataToEndOfFile()
                 : try Data(contentsOf: URL(fileURLWithPath: input))
-            var rng = SystemRandomNumberGenerator()
-            let transactions = try TransactionInput.parse(data).map {
-                try $0.sign(chainID: try Name(status.chainId), keyFile: keyFile, key: signingKey, nowMs: nowMs(), rng: &rng)
+            guard let suiteID = CryptoSuiteID(rawValue: status.cryptoSuite) else {
+                throw CLIError("the node runs an unknown crypto suite \(status.cryptoSuite)")
             }
+            let transactions = try TransactionInput.signAll(TransactionInput.parse(data), chainID: try Name(status.chainId),
+                                                            keyFile: keyFile, key: signingKey, suite: CryptoSuite(suiteID),
+                                                            nowMs: nowMs())
             let response = try await client.post(
                 "/v1/transactions",
                 json: SubmitRequest(transactions: transactions.map { Data($0.canonicalBytes).base64EncodedString() }),

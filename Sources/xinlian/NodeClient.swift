@@ -17,8 +17,9 @@ struct NodeClient: Sendable {
 
     /// AsyncHTTPClient keeps retrying a refused connection until the request's deadline, so reads that
     /// should fail fast (status probes) pass a short one.
-    func get<T: Decodable>(_ path: String, as type: T.Type, timeout: TimeAmount = .seconds(10)) async throws -> T {
-        try await send(path, method: .GET, body: nil, as: type, timeout: timeout)
+    func get<T: Decodable>(_ path: String, as type: T.Type, timeout: TimeAmount = .seconds(10),
+                           headers: [(String, String)] = []) async throws -> T {
+        try await send(path, method: .GET, body: nil, as: type, timeout: timeout, headers: headers)
     }
 
     func post<T: Decodable>(_ path: String, json body: some Encodable, as type: T.Type) async throws -> T {
@@ -26,9 +27,10 @@ struct NodeClient: Sendable {
     }
 
     private func send<T: Decodable>(_ path: String, method: HTTPMethod, body: Data?, as type: T.Type,
-                                    timeout: TimeAmount) async throws -> T {
+                                    timeout: TimeAmount, headers: [(String, String)] = []) async throws -> T {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: body))
@@ -54,21 +56,60 @@ struct NodeClient: Sendable {
 }
 
 /// The JSON a user writes for `xinlian submit`: the CLI fills in reporter, time and nonce, and signs.
+///
+/// Optional `timeMs` and `nonce` are used as given (so that `xinlian sample` output keeps its ids); otherwise the
+/// current time and a random nonce. A reference field (`opening`, `registration`, `issuance`, `corrects`,
+/// `disputes`, `dispute`, `consent`) may hold `"@N"`: the id of the input's transaction N (from 0), which must come
+/// earlier, so that one input can open a facility and update it, issue a guarantee and release it, and so on.
 struct TransactionInput: Codable {
     var kind: TransactionKind
     var subject: String?
     var payload: JSONValue
+    var timeMs: UInt64?
+    var nonce: UInt64?
+
+    static let referenceFields = ["opening", "registration", "issuance", "corrects", "disputes", "dispute", "consent"]
 
     func sign(chainID: ChainID, keyFile: KeyFile, key: SigningKey, nowMs: UInt64,
-              rng: inout some RandomNumberGenerator) throws -> Transaction {
+              rng: inout some RandomNumberGenerator, earlier: [Hash32] = []) throws -> Transaction {
         let subjectCode = try subject.map { try USCC($0) }
         guard (subjectCode != nil) == kind.hasSubject else {
             throw CLIError(kind.hasSubject ? "\(kind.rawValue) needs a subject USCC" : "governance takes no subject")
         }
-        let body = TransactionBody(chainID: chainID, kind: kind, reporter: keyFile.owner, subject: subjectCode, timeMs: nowMs,
-                                   nonce: UInt64.random(in: 0...UInt64.max, using: &rng),
-                                   payload: try Payload.canonicalize(payload))
+        let body = TransactionBody(chainID: chainID, kind: kind, reporter: keyFile.owner, subject: subjectCode,
+                                   timeMs: timeMs ?? nowMs, nonce: nonce ?? UInt64.random(in: 0...UInt64.max, using: &rng),
+                                   payload: try Payload.canonicalize(try Self.resolving(payload, earlier: earlier)))
         return try Transaction.sign(body, with: key)
+    }
+
+    /// `payload` with each `"@N"` in a reference field replaced by `earlier[N]`.
+    static func resolving(_ payload: JSONValue, earlier: [Hash32]) throws -> JSONValue {
+        guard case .object(var fields) = payload else { return payload }
+        for name in referenceFields {
+            guard case .string(let text)? = fields[name], text.hasPrefix("@") else { continue }
+            guard let index = Int(text.dropFirst()), earlier.indices.contains(index) else {
+                throw CLIError("\(name): \(text) does not name an earlier transaction of this input")
+            }
+            fields[name] = .string(earlier[index].hex)
+        }
+        if case .object? = fields["payload"], let restated = fields["payload"] {
+            fields["payload"] = try resolving(restated, earlier: earlier)
+        }
+        return .object(fields)
+    }
+
+    /// Signs every input in order, resolving `"@N"` references.
+    static func signAll(_ inputs: [TransactionInput], chainID: ChainID, keyFile: KeyFile, key: SigningKey,
+                        suite: CryptoSuite, nowMs: UInt64) throws -> [Transaction] {
+        var rng = SystemRandomNumberGenerator()
+        var ids: [Hash32] = []
+        var result: [Transaction] = []
+        for input in inputs {
+            let transaction = try input.sign(chainID: chainID, keyFile: keyFile, key: key, nowMs: nowMs, rng: &rng, earlier: ids)
+            ids.append(transaction.id(suite))
+            result.append(transaction)
+        }
+        return result
     }
 
     /// Reads one object, a JSON array, or JSON Lines.

@@ -7,13 +7,13 @@ struct Xinlian: AsyncParsableCommand {
         commandName: "xinlian",
         abstract: "Xinlian (信链): a consortium ledger of enterprise credit attestations.",
         discussion: """
-            Start a local consortium:   xinlian testnet --validators 1 --output .cluster && xinlian start --home .cluster/node0
+            Start a local consortium:   xinlian testnet --validators 4 --output .cluster, then xinlian start --home .cluster/nodeI for each I (or: scripts/cluster up)
             Submit an attestation:      xinlian submit --node http://127.0.0.1:8600 --key .cluster/institutions/bank-a.key tx.json --wait
             Audit a node's data:        xinlian audit verify --genesis .cluster/genesis.json --data .cluster/node0/data
             """,
         subcommands: [
             Testnet.self, Init.self, Keygen.self, Start.self, Submit.self, Status.self, Export.self, Audit.self,
-            Reindex.self, Load.self, Bench.self, Peers.self,
+            Reindex.self, Load.self, Bench.self, Report.self, Enterprises.self, Sample.self, Peers.self,
         ])
 }
 

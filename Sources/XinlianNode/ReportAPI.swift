@@ -1,0 +1,158 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import XinlianCore
+import XinlianCredit
+import XinlianCrypto
+
+/// `GET /v1/enterprises/{uscc}/report`: the body (`docs/openapi.yaml`, `ReportResponse`).
+public struct ReportResponse: Codable, Sendable, Equatable {
+    public var report: CreditReport
+    /// Id of the query record this request wrote (pending until committed).
+    public var queryRecord: Hash32
+    /// With `proof=true`: what a reader needs to check the report from genesis (`ReportVerifier`).
+    public var proof: ReportProof?
+}
+
+/// `GET /v1/enterprises`: one page of the enterprises that have records, in USCC order.
+public struct EnterprisesResponse: Codable, Sendable, Equatable {
+    public var enterprises: [String]
+    /// Pass as `after` for the next page; absent on the last page.
+    public var next: String?
+}
+
+/// The report routes: a report is served only to a signed, fresh query record that the enterprise's committed
+/// consents allow, and serving it writes that query record to the ledger (`docs/credit-model.md`, "Serving").
+public struct ReportRoutes: Sendable {
+    /// The request header carrying the requester's signed `queryRecord` transaction (base64 of its canonical encoding).
+    public static let queryHeader = "X-Xinlian-Query"
+
+    /// The value of the header `name` (case-insensitive), if sent.
+    static func header(_ request: Request, _ name: String) -> String? {
+        let lowered = name.lowercased()
+        return request.headers.first { $0.name.canonicalName == lowered }?.value
+    }
+
+    let engine: NodeEngine
+    let now: @Sendable () -> UInt64
+
+    func add(to router: Router<BasicRequestContext>) {
+        router.get("/v1/enterprises/:uscc/report") { request, context in
+            try await report(request, uscc: context.parameters.require("uscc"))
+        }
+        router.get("/v1/enterprises") { request, _ in try await enterprises(request) }
+    }
+
+    static let pageLimit = 1_000
+
+    /// Regulators only, with a signed request (`SignedRequest`).
+    func enterprises(_ request: Request) async throws -> Response {
+        let requester = try checkSignedRequest(request)
+        guard engine.consortium.institutionRoles[requester]?.contains(.regulator) == true else {
+            throw APIError(.forbidden, "role_not_permitted", "only a regulator may list enterprises")
+        }
+        let after = request.uri.queryParameters.get("after") ?? ""
+        let limitText = request.uri.queryParameters.get("limit") ?? "100"
+        guard let limit = Int(limitText), (1...Self.pageLimit).contains(limit) else {
+            throw APIError(.badRequest, "invalid_limit", "limit must be an integer from 1 to \(Self.pageLimit)")
+        }
+        let page = try await engine.enterprises(after: after, limit: limit)
+        return try API.json(EnterprisesResponse(enterprises: page.map(\.code),
+                                                next: page.count == limit ? page.last?.code : nil))
+    }
+
+    /// Checks the `X-Xinlian-Request` header: well formed, a known institution, fresh, and signed over this request.
+    func checkSignedRequest(_ request: Request) throws -> InstitutionID {
+        guard let header = Self.header(request, SignedRequest.headerName) else {
+            throw APIError(.unauthorized, "signature_required", "sign the request in the X-Xinlian-Request header")
+        }
+        guard let signed = SignedRequest(headerValue: header) else {
+            throw APIError(.badRequest, "invalid_signed_request", "X-Xinlian-Request must be \"<institution> <timeMs> <signature hex>\"")
+        }
+        let consortium = engine.consortium
+        guard let key = consortium.institutionKeys[signed.institution] else {
+            throw APIError(.unauthorized, "unknown_reporter", "\(signed.institution) is not a member")
+        }
+        let bytes = SignedRequest.signingBytes(chainID: consortium.chainID, institution: signed.institution, timeMs: signed.timeMs,
+                                               method: request.method.rawValue, target: request.head.path ?? "")
+        guard key.isValidSignature(signed.signature, for: bytes) else {
+            throw APIError(.unauthorized, "bad_signature", "the request signature does not verify with \(signed.institution)'s key")
+        }
+        guard isFresh(signed.timeMs) else {
+            throw APIError(.badRequest, "request_not_fresh",
+                           "the signed request's time must be within \(NodeEngine.clockSkewLimitMs / 1000) s of the node's clock")
+        }
+        return signed.institution
+    }
+
+    func isFresh(_ timeMs: UInt64) -> Bool {
+        let clock = now()
+        let skew = NodeEngine.clockSkewLimitMs
+        let (upper, overflow) = clock.addingReportingOverflow(skew)
+        return timeMs >= clock - min(clock, skew) && (overflow || timeMs <= upper)
+    }
+
+    func report(_ request: Request, uscc text: String) async throws -> Response {
+        guard let subject = try? USCC(text) else {
+            throw APIError(.badRequest, "invalid_uscc", "\"\(text)\" is not a valid USCC")
+        }
+        guard let purposeText = request.uri.queryParameters.get("purpose"), let purpose = QueryPurpose(rawValue: purposeText) else {
+            throw APIError(.badRequest, "invalid_purpose",
+                           "purpose must be one of \(QueryPurpose.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let withProof: Bool
+        switch request.uri.queryParameters.get("proof") {
+        case nil, "false": withProof = false
+        case "true": withProof = true
+        default: throw APIError(.badRequest, "invalid_proof", "proof must be true or false")
+        }
+        let (query, record) = try checkQuery(request, subject: subject, purpose: purpose)
+        if withProof, record.reportHeight == 0 {
+            throw APIError(.conflict, "nothing_committed", "there is no block to prove a report against yet")
+        }
+        let served = try await engine.serve(query, record: record, subject: subject)
+        let report = served.material.assemble(ReportParameters(engine.consortium.genesis.parameters))
+        let proof = withProof ? try await engine.reportProof(served.material) : nil
+        return try API.json(ReportResponse(report: report, queryRecord: served.id, proof: proof))
+    }
+
+    /// The stateless checks of the signed query: encoding, chain, reporter, signature, canonical payload, kind,
+    /// schema, agreement with the request, and freshness.
+    func checkQuery(_ request: Request, subject: USCC, purpose: QueryPurpose) throws -> (Transaction, QueryRecord) {
+        guard let header = Self.header(request, Self.queryHeader) else {
+            throw APIError(.unauthorized, "query_required",
+                           "send the signed queryRecord transaction, base64, in the X-Xinlian-Query header")
+        }
+        guard let data = Data(base64Encoded: header),
+              let query = try? Transaction(canonicalBytes: Array(data), limit: Limits.transactionBytes) else {
+            throw APIError(.badRequest, "invalid_query", "X-Xinlian-Query is not the base64 of a canonical transaction")
+        }
+        do { try TransactionRules.check(query, consortium: engine.consortium) } catch {
+            let status: HTTPResponse.Status = ["unknown_reporter", "bad_signature"].contains(error.code) ? .unauthorized : .badRequest
+            throw APIError(status, error.code, error.message)
+        }
+        let body = query.body
+        guard body.kind == .queryRecord else {
+            throw APIError(.badRequest, "invalid_query", "the signed transaction must be a queryRecord, not \(body.kind.rawValue)")
+        }
+        let record: QueryRecord
+        do {
+            guard case .queryRecord(let decoded) = try CreditStatement.decode(kind: .queryRecord, payload: body.payload,
+                                                                              today: Day(ms: body.timeMs)) else {
+                throw APIError(.badRequest, "invalid_query", "the payload is not a query record")
+            }
+            record = decoded
+        } catch let error as CreditError {
+            throw APIError(.badRequest, "invalid_query", error.description)
+        }
+        guard body.subject == subject, record.purpose == purpose, record.institution == body.reporter else {
+            throw APIError(.badRequest, "query_mismatch",
+                           "the signed query must have subject \(subject), purpose \(purpose.rawValue) and institution = its reporter")
+        }
+        guard isFresh(body.timeMs) else {
+            throw APIError(.badRequest, "query_not_fresh",
+                           "the signed query's time must be within \(NodeEngine.clockSkewLimitMs / 1000) s of the node's clock")
+        }
+        return (query, record)
+    }
+}

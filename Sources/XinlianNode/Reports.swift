@@ -1,0 +1,159 @@
+import CoreMetrics
+import Foundation
+import Hummingbird
+import XinlianCore
+import XinlianCredit
+import XinlianCrypto
+import XinlianMerkle
+import XinlianStorage
+
+/// What a report is built from: the enterprise's own committed transactions (its record chain, in ledger order)
+/// and the counterparty closure (guarantees it gave and everything naming them), as of one height.
+public struct ReportMaterial: Sendable {
+    public var subject: USCC
+    public var asOf: ReportAsOf
+    /// Every committed transaction whose subject is `subject`, at or below `asOf.height`, in ledger order.
+    public var own: [LedgerEntry]
+    /// Guarantees `subject` gave and the transactions naming them, in ledger order.
+    public var counterparty: [LedgerEntry]
+
+    public var entries: [LedgerEntry] { own + counterparty }
+
+    public func assemble(_ parameters: ReportParameters) -> CreditReport {
+        ReportAssembler.assemble(subject: subject, entries: entries, asOf: asOf, parameters: parameters)
+    }
+}
+
+/// Report serving on the engine: reading report input from the index, and the consent-gated admission of the
+/// requester's signed query record through the node-only path (the public submit path refuses `queryRecord`).
+extension NodeEngine {
+    /// The ledger point at `height` (the genesis hash and time at 0).
+    func asOf(height: UInt64) throws -> ReportAsOf {
+        guard height > 0 else {
+            return ReportAsOf(height: 0, blockHash: consortium.genesisHash, time: consortium.genesis.genesisTimeMs)
+        }
+        let header = try cachedRecord(at: height).block.header
+        return ReportAsOf(height: height, blockHash: header.hash(consortium.suite), time: header.timeMs)
+    }
+
+    /// Report input for `subject` as of `height`: costs index lookups and block reads for the enterprise's own
+    /// transactions and its counterparty closure only, never a scan of the ledger.
+    public func reportMaterial(subject: USCC, height: UInt64) throws -> ReportMaterial {
+        try store.backfillReportLinks()
+        let own = try store.subjectTransactions(subject, throughHeight: height)
+        var seen = Set(own.map(\.id))
+        var counterparty: [IndexedTransaction] = []
+        var queue = try store.counterpartyTransactions(subject, throughHeight: height)
+        while let next = queue.popLast() {
+            guard seen.insert(next.id).inserted else { continue }
+            counterparty.append(next)
+            queue.append(contentsOf: try store.referencingTransactions(next.id, throughHeight: height))
+        }
+        return ReportMaterial(subject: subject, asOf: try asOf(height: height), own: try entries(own),
+                              counterparty: try entries(counterparty))
+    }
+
+    /// Reads indexed transactions from their blocks (each block once), in ledger order.
+    private func entries(_ indexed: [IndexedTransaction]) throws -> [LedgerEntry] {
+        let sorted = indexed.sorted { ($0.location.height, $0.location.index) < ($1.location.height, $1.location.index) }
+        var result: [LedgerEntry] = []
+        result.reserveCapacity(sorted.count)
+        var block: CommittedBlock?
+        for item in sorted {
+            if block?.block.header.height != item.location.height { block = try store.record(at: item.location.height) }
+            guard let record = block, record.block.transactions.indices.contains(item.location.index) else {
+                throw VerificationError(code: "index_mismatch", message: "index names a transaction the block log lacks")
+            }
+            let transaction = record.block.transactions[item.location.index]
+            result.append(LedgerEntry(id: item.id, transaction: transaction, height: item.location.height,
+                                      index: UInt32(item.location.index), blockTimeMs: record.block.header.timeMs))
+        }
+        return result
+    }
+
+    /// One actor step, so that no block commits between the consent decision and the admission: refuses a
+    /// replayed query, a report height above the committed one, and a query the committed consents do not allow
+    /// (nothing is written then); otherwise admits the signed query record into the mempool and returns the
+    /// report's input as of `query.reportHeight`.
+    func serve(_ query: Transaction, record: QueryRecord, subject: USCC) throws -> (material: ReportMaterial, id: Hash32) {
+        let suite = consortium.suite
+        let id = query.id(suite)
+        switch stateOf(id) {
+        case .pending, .committed:
+            throw APIError(.conflict, "query_replayed", "this signed query was already used; sign a new one (fresh nonce)")
+        case .rejected, .unknown:
+            break
+        }
+        guard record.reportHeight <= store.height else {
+            throw APIError(.conflict, "height_ahead",
+                           "reportHeight \(record.reportHeight) is above this node's committed height \(store.height)")
+        }
+        let current = try reportMaterial(subject: subject, height: store.height)
+        let time = max(store.lastHeader?.timeMs ?? consortium.genesis.genesisTimeMs, query.body.timeMs)
+        let roles = consortium.institutionRoles[query.body.reporter] ?? []
+        do {
+            _ = try ConsentRules.authorize(record, requester: query.body.reporter, roles: roles, subject: subject,
+                                           at: time, among: current.own)
+        } catch {
+            throw APIError(.forbidden, error.code, error.message)
+        }
+        do {
+            _ = try CreditRules.check(transaction: query, roles: roles, referenced: { id in
+                mempool.transaction(id) ?? committedTransaction(id)
+            }, origin: .node)
+        } catch {
+            throw APIError(.forbidden, error.code, error.description)
+        }
+        let size = query.canonicalBytes.count
+        guard mempool.hasRoom(count: 1, sizeBytes: size) else {
+            throw APIError(.serviceUnavailable, "mempool_full", "the mempool is full; retry later")
+        }
+        enqueue([Mempool.Entry(id: id, transaction: query, sizeBytes: size, admittedMs: Self.wallClockMs())], relay: true)
+        let height = record.reportHeight
+        let material = height == store.height ? current : ReportMaterial(
+            subject: subject, asOf: try asOf(height: height), own: current.own.filter { $0.height <= height },
+            counterparty: current.counterparty.filter { $0.height <= height })
+        return (material, id)
+    }
+
+    /// Enterprises with records, in USCC order, after `after`.
+    public func enterprises(after: String, limit: Int) throws -> [USCC] {
+        try store.enterprises(after: after, limit: limit)
+    }
+}
+
+extension NodeEngine {
+    /// The proof of `material` (`ReportProof`): the header and certificate at its height, the state proof of the
+    /// subject's record head there, and every transaction with its audit path and its block's header and certificate.
+    public func reportProof(_ material: ReportMaterial) throws -> ReportProof {
+        let height = material.asOf.height
+        guard height > 0 else {
+            throw APIError(.conflict, "nothing_committed", "there is no block to prove a report against yet")
+        }
+        let suite = consortium.suite
+        let hasher = MerkleHasher(suite: suite)
+        let asOfRecord = try store.record(at: height)
+        var blocks: [UInt64: ReportProof.CertifiedHeader] = [:]
+        var leaves: [UInt64: (record: CommittedBlock, leaves: [Hash32])] = [:]
+        func proven(_ entry: LedgerEntry) throws -> ReportProof.ProvenTransaction {
+            if leaves[entry.height] == nil {
+                let record = entry.height == height ? asOfRecord : try store.record(at: entry.height)
+                leaves[entry.height] = (record, Block.leafHashes(record.block.transactions, suite: suite))
+                if entry.height != height { blocks[entry.height] = Self.certified(record) }
+            }
+            let path = try MerkleTree.inclusionProof(index: Int(entry.index), leafHashes: leaves[entry.height]?.leaves ?? [],
+                                                     hasher: hasher)
+            return ReportProof.ProvenTransaction(transaction: Data(entry.transaction.canonicalBytes).base64EncodedString(),
+                                                 height: entry.height, index: Int(entry.index), path: path.map(\.hex))
+        }
+        let own = try material.own.map(proven)
+        let counterparty = try material.counterparty.map(proven)
+        return ReportProof(asOf: Self.certified(asOfRecord), state: try store.stateProof(subject: material.subject, atHeight: height),
+                           blocks: blocks.sorted { $0.key < $1.key }.map(\.value), transactions: own, counterparty: counterparty)
+    }
+
+    static func certified(_ record: CommittedBlock) -> ReportProof.CertifiedHeader {
+        ReportProof.CertifiedHeader(header: Data(record.block.header.canonicalBytes).base64EncodedString(),
+                                    certificate: Data(record.certificate.canonicalBytes).base64EncodedString())
+    }
+}

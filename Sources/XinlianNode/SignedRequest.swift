@@ -1,0 +1,54 @@
+import XinlianCore
+import XinlianCrypto
+
+/// A request signed by an institution, for requests that are not a ledger transaction (`GET /v1/enterprises`).
+///
+/// Header `X-Xinlian-Request: <institution> <timeMs> <signature hex>` (single spaces). The signature is the
+/// institution's, over `0x24 ‖ str(chainId) ‖ str(institution) ‖ u64(timeMs) ‖ str(method) ‖ str(target)`, where
+/// `str` is a big-endian u32 byte length followed by the UTF-8 bytes, `u64` is big-endian, `method` is the upper-case
+/// HTTP method and `target` the request target exactly as sent (path and query, e.g. `/v1/enterprises?limit=100`).
+/// The node accepts it when `timeMs` is within 5 minutes of its clock (either way).
+public struct SignedRequest: Sendable, Equatable {
+    public static let headerName = "X-Xinlian-Request"
+
+    public var institution: InstitutionID
+    public var timeMs: UInt64
+    public var signature: [UInt8]
+
+    public init(institution: InstitutionID, timeMs: UInt64, signature: [UInt8]) {
+        self.institution = institution
+        self.timeMs = timeMs
+        self.signature = signature
+    }
+
+    /// The bytes signed.
+    public static func signingBytes(chainID: ChainID, institution: InstitutionID, timeMs: UInt64, method: String,
+                                    target: String) -> [UInt8] {
+        var encoder = CanonicalEncoder()
+        encoder.u8(Domain.signRequest)
+        encoder.string(chainID.value)
+        encoder.string(institution.value)
+        encoder.u64(timeMs)
+        encoder.string(method)
+        encoder.string(target)
+        return encoder.bytes
+    }
+
+    /// Signs `method target` as `institution`.
+    public static func sign(chainID: ChainID, institution: InstitutionID, timeMs: UInt64, method: String, target: String,
+                            key: SigningKey) throws -> SignedRequest {
+        let bytes = signingBytes(chainID: chainID, institution: institution, timeMs: timeMs, method: method, target: target)
+        return SignedRequest(institution: institution, timeMs: timeMs, signature: try key.sign(bytes))
+    }
+
+    /// The header value.
+    public var headerValue: String { "\(institution.value) \(timeMs) \(signature.hexString)" }
+
+    /// Parses a header value; nil when malformed.
+    public init?(headerValue: String) {
+        let parts = headerValue.split(separator: " ", omittingEmptySubsequences: false)
+        guard parts.count == 3, let institution = try? Name(String(parts[0])), let time = UInt64(parts[1]),
+              parts[2].count <= 2 * Limits.signatureBytes, let signature = [UInt8](hex: String(parts[2])) else { return nil }
+        self.init(institution: institution, timeMs: time, signature: signature)
+    }
+}

@@ -1,0 +1,202 @@
+import Foundation
+import XinlianCore
+import XinlianCrypto
+import XinlianMerkle
+
+/// Where a report's input sits: a committed transaction's id and position.
+public struct IndexedTransaction: Sendable, Hashable {
+    public var id: Hash32
+    public var location: TransactionLocation
+
+    public init(id: Hash32, location: TransactionLocation) {
+        self.id = id
+        self.location = location
+    }
+}
+
+/// The report tables of the index (`docs/credit-model.md`, "Report input"):
+///
+/// - `counterparties(party, id)`: each `guaranteeIssued` under its `guarantor`, so that the guarantor's report
+///   finds the guarantees it gave without scanning the ledger;
+/// - `transaction_refs(target, id)`: each transaction under every transaction its payload names, so that
+///   releases, corrections, disputes and resolutions of those guarantees are found by following references.
+///
+/// The storage layer does not link the credit model; the payload fields that hold references are listed here and
+/// must agree with `CreditStatement.references` / `.counterparties` (the node's report tests cover every one).
+/// Added in place to a version-1 index: an index created before these tables existed records the height up to
+/// which they are missing (`meta.report_links_missing_through`), and `LedgerStore.backfillReportLinks()` fills them
+/// from the block log.
+extension LedgerIndex {
+    /// Payload fields holding transaction ids, by kind.
+    static let referenceFields: [TransactionKind: [String]] = [
+        .facilityUpdated: ["opening"], .facilityClosed: ["opening"], .collateralRegistered: [],
+        .collateralReleased: ["registration"], .guaranteeReleased: ["issuance"], .correction: ["corrects"],
+        .dispute: ["disputes"], .disputeResolved: ["dispute"], .consentRevoked: ["consent"], .queryRecord: ["consent"],
+    ]
+    /// Payload fields holding another enterprise's USCC, by kind.
+    static let counterpartyFields: [TransactionKind: [String]] = [.guaranteeIssued: ["guarantor"]]
+
+    static let missingThroughKey = "report_links_missing_through"
+
+    func createReportSchema() throws {
+        let existed = try tableExists("counterparties")
+        try db.execute("""
+            CREATE TABLE IF NOT EXISTS counterparties(party TEXT NOT NULL, id BLOB NOT NULL, PRIMARY KEY(party, id)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS transaction_refs(target BLOB NOT NULL, id BLOB NOT NULL, PRIMARY KEY(target, id)) WITHOUT ROWID;
+            """)
+        if !existed, let indexed = try metaValue("height"), indexed > 0 {
+            try setMeta(Self.missingThroughKey, indexed)
+        }
+    }
+
+    private func tableExists(_ name: String) throws -> Bool {
+        let statement = try db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?")
+        defer { statement.reset() }
+        try statement.bind([.text(name)])
+        return try statement.step()
+    }
+
+    /// Heights 1... this one were indexed before the report tables existed (nil: none missing).
+    public func reportLinksMissingThrough() throws -> UInt64? {
+        try metaValue(Self.missingThroughKey).map { UInt64($0) }
+    }
+
+    func insertReportLinks(_ record: CommittedBlock, suite: CryptoSuite) throws {
+        let party = try db.prepare("INSERT OR IGNORE INTO counterparties(party, id) VALUES(?, ?)")
+        let reference = try db.prepare("INSERT OR IGNORE INTO transaction_refs(target, id) VALUES(?, ?)")
+        for transaction in record.block.transactions where transaction.body.subject != nil {
+            let kind = transaction.body.kind
+            let referenceNames = Self.referenceFields[kind] ?? []
+            let partyNames = Self.counterpartyFields[kind] ?? []
+            guard !referenceNames.isEmpty || !partyNames.isEmpty,
+                  case .object(let fields)? = try? JSONDecoder().decode(JSONValue.self, from: Data(transaction.body.payload))
+            else { continue }
+            let id = transaction.id(suite)
+            for name in partyNames {
+                guard case .string(let text)? = fields[name], let uscc = try? USCC(text) else { continue }
+                defer { party.reset() }
+                try party.bind([.text(uscc.code), .blob(id.bytes)])
+                _ = try party.step()
+            }
+            var targets = Set<Hash32>()
+            for name in referenceNames {
+                guard case .string(let text)? = fields[name], let target = Hash32(hex: text) else { continue }
+                targets.insert(target)
+            }
+            // A correction's restated payload may carry references of its own (an update's opening).
+            if kind == .correction, case .object(let restated)? = fields["payload"] {
+                for name in ["opening", "registration", "issuance"] {
+                    if case .string(let text)? = restated[name], let target = Hash32(hex: text) { targets.insert(target) }
+                }
+            }
+            for target in targets {
+                defer { reference.reset() }
+                try reference.bind([.blob(target.bytes), .blob(id.bytes)])
+                _ = try reference.step()
+            }
+        }
+    }
+
+    /// Fills the report tables for blocks indexed before they existed; `record` reads a block from the log.
+    func backfillReportLinks(suite: CryptoSuite, record: (UInt64) throws -> CommittedBlock) throws {
+        guard let through = try reportLinksMissingThrough() else { return }
+        try db.transaction {
+            if through >= 1 {
+                for height in 1...through { try insertReportLinks(try record(height), suite: suite) }
+            }
+            let statement = try db.prepare("DELETE FROM meta WHERE key = ?")
+            defer { statement.reset() }
+            try statement.bind([.text(Self.missingThroughKey)])
+            _ = try statement.step()
+        }
+    }
+
+    /// Transactions about `subject` committed at or below `height`, oldest first.
+    public func subjectTransactions(_ subject: USCC, throughHeight height: UInt64) throws -> [IndexedTransaction] {
+        try indexed("""
+            SELECT id, height, position FROM transactions WHERE subject = ? AND height <= ? ORDER BY height, position
+            """, [.text(subject.code), .integer(Int64(clamping: height))])
+    }
+
+    /// `guaranteeIssued` transactions naming `party` as guarantor, at or below `height`.
+    public func counterpartyTransactions(_ party: USCC, throughHeight height: UInt64) throws -> [IndexedTransaction] {
+        try indexed("""
+            SELECT t.id, t.height, t.position FROM counterparties c JOIN transactions t ON t.id = c.id
+            WHERE c.party = ? AND t.height <= ? ORDER BY t.height, t.position
+            """, [.text(party.code), .integer(Int64(clamping: height))])
+    }
+
+    /// Transactions whose payload names `target`, at or below `height`.
+    public func referencingTransactions(_ target: Hash32, throughHeight height: UInt64) throws -> [IndexedTransaction] {
+        try indexed("""
+            SELECT t.id, t.height, t.position FROM transaction_refs r JOIN transactions t ON t.id = r.id
+            WHERE r.target = ? AND t.height <= ? ORDER BY t.height, t.position
+            """, [.blob(target.bytes), .integer(Int64(clamping: height))])
+    }
+
+    /// Enterprises with records, in USCC order, strictly after `after`.
+    public func enterprises(after: String, limit: Int) throws -> [USCC] {
+        let statement = try db.prepare("SELECT uscc FROM enterprises WHERE uscc > ? ORDER BY uscc LIMIT ?")
+        defer { statement.reset() }
+        try statement.bind([.text(after), .integer(Int64(limit))])
+        var result: [USCC] = []
+        while try statement.step() {
+            guard let uscc = try? USCC(statement.text(0)) else {
+                throw StorageError.corrupt(file: "index.sqlite", offset: 0, reason: "malformed USCC in enterprises")
+            }
+            result.append(uscc)
+        }
+        return result
+    }
+
+    /// The block time the index recorded at `height`.
+    public func blockTime(at height: UInt64) throws -> UInt64? {
+        let statement = try db.prepare("SELECT time_ms FROM blocks WHERE height = ?")
+        defer { statement.reset() }
+        try statement.bind([.integer(Int64(clamping: height))])
+        return try statement.step() ? UInt64(statement.int64(0)) : nil
+    }
+
+    private func indexed(_ sql: String, _ values: [SQLiteValue]) throws -> [IndexedTransaction] {
+        let statement = try db.prepare(sql)
+        defer { statement.reset() }
+        try statement.bind(values)
+        var result: [IndexedTransaction] = []
+        while try statement.step() {
+            guard let id = Hash32(bytes: statement.blob(0)) else {
+                throw StorageError.corrupt(file: "index.sqlite", offset: 0, reason: "malformed transaction id")
+            }
+            result.append(IndexedTransaction(id: id, location: TransactionLocation(height: UInt64(statement.int64(1)),
+                                                                                   index: Int(statement.int64(2)))))
+        }
+        return result
+    }
+}
+
+extension LedgerStore {
+    /// Fills the report tables for blocks indexed before they existed (once; a no-op afterwards).
+    public func backfillReportLinks() throws {
+        try index.backfillReportLinks(suite: consortium.suite) { try record(at: $0) }
+    }
+
+    public func subjectTransactions(_ subject: USCC, throughHeight height: UInt64) throws -> [IndexedTransaction] {
+        try index.subjectTransactions(subject, throughHeight: height)
+    }
+
+    public func counterpartyTransactions(_ party: USCC, throughHeight height: UInt64) throws -> [IndexedTransaction] {
+        try index.counterpartyTransactions(party, throughHeight: height)
+    }
+
+    public func referencingTransactions(_ target: Hash32, throughHeight height: UInt64) throws -> [IndexedTransaction] {
+        try index.referencingTransactions(target, throughHeight: height)
+    }
+
+    public func enterprises(after: String, limit: Int) throws -> [USCC] { try index.enterprises(after: after, limit: limit) }
+
+    /// A proof that `subject`'s record head is (or is absent) under the state root of the block at `height`
+    /// (state-tree nodes are kept for every root).
+    public func stateProof(subject: USCC, atHeight height: UInt64) throws -> SMTProof {
+        let root = height == 0 ? Hash32.zero : try record(at: height).block.header.stateRoot
+        return try tree.prove(root: root, key: EnterpriseState.key(subject, suite: consortium.suite), source: index)
+    }
+}
