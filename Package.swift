@@ -97,6 +97,8 @@ let package = Package(
             "XinlianNode", "XinlianCore", "XinlianStorage", "XinlianCrypto", "XinlianMerkle", "XinlianConsensus",
             "XinlianNetwork",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
         ], swiftSettings: strict),
         .testTarget(name: "XinlianConsensusTests",
                     dependencies: ["XinlianConsensus", "XinlianSimulation", "XinlianCore", "XinlianCrypto"],

@@ -1,0 +1,123 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+
+/// Whether 127.0.0.1:`port` can be bound right now.
+func isFree(_ port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    } == 0
+}
+
+/// The first of `count` consecutive free ports (testnet gives node i the port base + i).
+func freePortRun(_ count: Int) throws -> Int {
+    for _ in 0..<200 {
+        let base = Int.random(in: 20_000...60_000)
+        if (base..<(base + count)).allSatisfy(isFree) { return base }
+    }
+    throw CocoaError(.featureUnsupported)
+}
+
+/// A four-validator consortium of real processes over loopback TLS: the short version of the scenario.
+@Suite("A consortium of real node processes", .serialized)
+struct ConsortiumProcessTests {
+    struct Cluster {
+        let root: String
+        let apiBase: Int
+        var processes: [Process?]
+
+        func url(_ i: Int) -> String { "http://127.0.0.1:\(apiBase + i)" }
+        func home(_ i: Int) -> String { "\(root)/node\(i)" }
+
+        /// `height hash` from the node's status, or nil when it does not answer.
+        func tip(_ i: Int) throws -> (height: Int, hash: String)? {
+            let line = try CLI.run(["status", "--node", url(i), "--short"])
+            let parts = line.stdout.split(separator: " ")
+            guard line.status == 0, parts.count >= 4, let height = Int(parts[2]) else { return nil }
+            return (height, String(parts[3]).trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+
+        /// True once every node in `nodes` reports the same height (at least `minimum`) and hash.
+        func agree(_ nodes: [Int], atLeast minimum: Int) throws -> Bool {
+            let tips = try nodes.map { try tip($0) }
+            guard let first = tips.first ?? nil, first.height >= minimum else { return false }
+            return tips.allSatisfy { $0?.height == first.height && $0?.hash == first.hash }
+        }
+
+        func load(_ count: Int, nodes: [Int], seed: Int) throws -> CLI.Output {
+            try CLI.run(["load"] + nodes.flatMap { ["--node", url($0)] } + [
+                "--institutions", root + "/institutions", "--genesis", root + "/genesis.json",
+                "--count", String(count), "--seed", String(seed), "--timeout", "60",
+            ])
+        }
+    }
+
+    @Test func fourNodesAgreeSurviveAKillAndCatchUp() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("xinlian-bft-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let api = try freePortRun(4), p2p = try freePortRun(4), admin = try freePortRun(4)
+        let testnet = try CLI.run(["testnet", "--validators", "4", "--output", root, "--api-port", String(api),
+                                   "--p2p-port", String(p2p), "--admin-port", String(admin)])
+        try #require(testnet.status == 0, "\(testnet.stderr)")
+        var cluster = Cluster(root: root, apiBase: api, processes: [])
+        for i in 0..<4 { cluster.processes.append(try CLI.start(home: cluster.home(i))) }
+        defer { for case let process? in cluster.processes where process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        for i in 0..<4 { #expect(try eventually(60) { try cluster.tip(i) != nil }, "node\(i) API") }
+
+        // Load spread over all four: every node ends at the same height and hash.
+        let first = try cluster.load(300, nodes: [0, 1, 2, 3], seed: 11)
+        try #require(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout.contains("committed 300 transactions"))
+        #expect(try eventually(30) { try cluster.agree([0, 1, 2, 3], atLeast: 1) })
+
+        // Node 3 dies; three of four keep committing.
+        let process3 = try #require(cluster.processes[3])
+        kill(process3.processIdentifier, SIGKILL)
+        process3.waitUntilExit()
+        let before = try #require(try cluster.tip(0)).height
+        let second = try cluster.load(100, nodes: [0, 1, 2], seed: 12)
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(try eventually(30) { try cluster.agree([0, 1, 2], atLeast: before + 1) })
+
+        // It comes back and catches up to the same chain.
+        cluster.processes[3] = try CLI.start(home: cluster.home(3))
+        #expect(try eventually(60) { try cluster.agree([0, 1, 2, 3], atLeast: before + 1) }, "node3 caught up")
+        let log = try String(contentsOfFile: cluster.home(3) + "/node.log", encoding: .utf8)
+        #expect(log.contains("synced blocks"))
+
+        // The link between nodes 0 and 1 is cut through the operator API; commits go on (0 reaches 1 via nobody,
+        // but 0, 2, 3 and 1, 2, 3 each hold three of four), then it is healed.
+        let cut = try CLI.run(["peers", "--admin", "http://127.0.0.1:\(admin)", "--cut", "node1"])
+        #expect(cut.status == 0, "\(cut.stderr)")
+        #expect(cut.stdout.contains("cut: node1"))
+        let during = try #require(try cluster.tip(0)).height
+        let third = try cluster.load(50, nodes: [0, 2], seed: 13)
+        #expect(third.status == 0, "\(third.stderr)")
+        #expect(try eventually(30) { try cluster.agree([0, 1, 2, 3], atLeast: during + 1) })
+        let heal = try CLI.run(["peers", "--admin", "http://127.0.0.1:\(admin)", "--heal", "node1"])
+        #expect(heal.status == 0, "\(heal.stderr)")
+
+        // Graceful stop of all; every node's data audits to the same final line.
+        let final = try #require(try cluster.tip(0))
+        #expect(try eventually(30) { try cluster.agree([0, 1, 2, 3], atLeast: final.height) })
+        let expected = try #require(try cluster.tip(0))
+        for case let process? in cluster.processes {
+            kill(process.processIdentifier, SIGTERM)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0)
+        }
+        for i in 0..<4 {
+            let audit = try CLI.run(["audit", "verify", "--genesis", root + "/genesis.json", "--data", cluster.home(i) + "/data"])
+            #expect(audit.status == 0, "\(audit.stderr)")
+            #expect(audit.lastLine == "height \(expected.height) head \(expected.hash)", "node\(i)")
+        }
+    }
+}
