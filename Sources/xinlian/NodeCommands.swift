@@ -12,7 +12,7 @@ struct Testnet: AsyncParsableCommand {
         abstract: "Write keys, configs and one genesis for an N-validator local consortium.",
         discussion: """
             Writes DIR/genesis.json, node homes DIR/node0 ... DIR/node{N-1} (config.json, validator.key, data/), and sample
-            institution keys under DIR/institutions/ (bank-a, bank-b, registry, regulator, bureau).
+            institution keys under DIR/institutions/ (bank-a, bank-b, registry, regulator, bureau, auditor).
             Example: xinlian testnet --validators 4 --output .cluster
             """)
 
@@ -48,6 +48,7 @@ struct TestnetPlan {
         ("registry", "Sample Registry Authority", [.registry]),
         ("regulator", "Sample Regulator", [.regulator]),
         ("bureau", "Sample Credit Bureau", [.bureau]),
+        ("auditor", "Sample Audit Firm", [.auditor]),
     ]
 
     let validators: Int

@@ -78,6 +78,31 @@ struct ConsortiumProcessTests {
         #expect(first.stdout.contains("committed 300 transactions"))
         #expect(try eventually(30) { try cluster.agree([0, 1, 2, 3], atLeast: 1) })
 
+        // A regulator's report on a sampled enterprise: the same from every node at one height, with every
+        // contract key, and it verifies from genesis on the node that served it.
+        let keys = root + "/institutions/"
+        let listed = try CLI.run(["enterprises", "--node", cluster.url(0), "--key", keys + "regulator.key"])
+        try #require(listed.status == 0, "\(listed.stderr)")
+        let uscc = try #require(listed.stdout.split(separator: "\n").first.map(String.init))
+        let asOf = try #require(try cluster.tip(0)).height
+        var reports: [NSDictionary] = []
+        for i in 0..<4 {
+            let report = try CLI.run(["report", uscc, "--node", cluster.url(i), "--key", keys + "regulator.key",
+                                      "--purpose", "supervision", "--height", String(asOf)])
+            #expect(report.status == 0, "node\(i): \(report.stderr)")
+            reports.append(try #require(try JSONSerialization.jsonObject(with: Data(report.stdout.utf8)) as? NSDictionary))
+        }
+        #expect(Set(reports.compactMap { $0.allKeys as? [String] }.map(Set.init)).count == 1)
+        let contractKeys = Set((reports.first?.allKeys as? [String]) ?? [])
+        #expect(contractKeys.isSuperset(of: [
+            "subject", "asOf", "basicInfo", "operatingStatus", "facilities", "collateral", "guarantees", "overdue",
+            "publicRecords", "disputes", "queryRecords", "sources"]))
+        #expect(reports.allSatisfy { $0 == reports[0] }, "the nodes serve different reports at height \(asOf)")
+        let verified = try CLI.run(["report", uscc, "--node", cluster.url(2), "--key", keys + "regulator.key",
+                                    "--purpose", "supervision", "--verify", "--genesis", root + "/genesis.json"])
+        #expect(verified.status == 0, "\(verified.stderr)")
+        #expect(verified.stderr.contains("verified complete as of height"), "\(verified.stderr)")
+
         // Node 3 dies; three of four keep committing.
         let process3 = try #require(cluster.processes[3])
         kill(process3.processIdentifier, SIGKILL)
