@@ -31,6 +31,10 @@ struct ConsensusRuntime {
     var syncSerial: UInt64 = 0
     /// Equivocations seen (bounded), newest last.
     var evidence: [Equivocation] = []
+    /// The highest height any peer's proposal or vote was for: a height at or below it has been started by
+    /// someone, so this node joins it even with nothing of its own to decide (messages for it may already sit
+    /// in the core's future buffer, and their senders may be waiting for this node's votes).
+    var peerConsensusHeight: UInt64 = 0
     /// When the next height may start (the genesis block interval after the last commit).
     var earliestStartMs: UInt64 = 0
     var startWakeScheduled = false
@@ -166,6 +170,9 @@ extension NodeEngine {
         case .consensus(let message):
             guard let runtime = consensus else { return }
             let next = store.height + 1
+            if message.height <= next + ConsensusCore.futureHeightsLimit {
+                consensus?.peerConsensusHeight = max(runtime.peerConsensusHeight, message.height)
+            }
             if message.height == next, runtime.core.phase != .running || runtime.core.height < next {
                 // A peer has started the next height: join it now rather than wait for local work.
                 startHeight(next)
@@ -396,15 +403,16 @@ extension NodeEngine {
 
     // MARK: Starting heights
 
-    /// Starts the next height when there is something to decide: pending transactions, a heartbeat due, or
-    /// (see `receive`) a peer that already started it. An idle consortium signs nothing.
+    /// Starts the next height when there is something to decide: pending transactions, a heartbeat due, or a
+    /// peer that already started it (a proposal or vote for it arrived, possibly before this node committed the
+    /// height before). An idle consortium signs nothing.
     func maybeStartNextHeight() {
         guard let runtime = consensus, runtime.sync == nil else { return }
         let next = store.height + 1
         guard runtime.core.phase != .running || runtime.core.height < next else { return }
         let heartbeat = consortium.genesis.parameters.heartbeatIntervalMs
         let heartbeatDue = heartbeat > 0 && now() >= lastBlockProducedMs &+ heartbeat
-        guard mempool.count > 0 || heartbeatDue else {
+        guard mempool.count > 0 || heartbeatDue || runtime.peerConsensusHeight >= next else {
             if heartbeat > 0 { scheduleStartWake(afterMs: heartbeat) }
             return
         }
