@@ -100,6 +100,14 @@ public struct ConsensusCore: Sendable {
         return messages
     }
 
+    /// Removes and returns the messages buffered for `height` (before the core started it), in the order
+    /// `start` would replay them. A shell that journals its inputs takes them before sending `start` and feeds
+    /// them back one by one, so that each is journalled like any other peer message.
+    public mutating func takeBuffered(height target: UInt64) -> [ConsensusMessage] {
+        guard let buffered = future.removeValue(forKey: target) else { return [] }
+        return buffered.keys.sorted().compactMap { buffered[$0] }
+    }
+
     /// Applies one event and returns what the shell must do, in order.
     public mutating func step(_ event: ConsensusEvent) -> [ConsensusAction] {
         var out: [ConsensusAction] = []

@@ -31,6 +31,14 @@ struct ConsensusRuntime {
     var syncSerial: UInt64 = 0
     /// Equivocations seen (bounded), newest last.
     var evidence: [Equivocation] = []
+    /// Set when consensus had to stop (a journal write or a commit failed): the node signs nothing more and says
+    /// why in status and the log; a restart (after fixing the cause) resumes from the journal.
+    var halted: String?
+    /// Proposals and votes already fed at the current and next heights: duplicates are dropped before they
+    /// reach the journal.
+    var seen: Set<SeenMessage> = []
+    /// Sync requests served per peer in the current one-second window.
+    var served: [ValidatorID: (windowMs: UInt64, count: Int)] = [:]
     /// The highest height any peer's proposal or vote was for: a height at or below it has been started by
     /// someone, so this node joins it even with nothing of its own to decide (messages for it may already sit
     /// in the core's future buffer, and their senders may be waiting for this node's votes).
@@ -47,7 +55,20 @@ struct ConsensusRuntime {
         var serial: UInt64
     }
 
+    enum SeenMessage: Hashable {
+        case proposal(SignedProposal)
+        case vote(SignedVote)
+    }
+
     static let evidenceLimit = 64
+    /// Distinct peer messages remembered per height; beyond it, new ones are dropped (and not journalled).
+    static let seenLimit = 200_000
+    /// Sync requests one peer may have served per second.
+    static let syncServesPerSecond = 50
+    /// How often a stalled height re-sends what it holds to every peer (messages lost on a live link).
+    static let regossipMs: UInt64 = 2_000
+    /// Prepared states kept per height; beyond it only the locked and valid blocks' are kept.
+    static let preparedLimit = 16
     /// Journal bytes kept for the peers' messages of one height; own messages are always written.
     static let journalPeerBytesLimit = 128 * 1024 * 1024
     /// How long a sync request may go unanswered before another peer is asked.
@@ -68,6 +89,8 @@ public struct ConsensusStatusReport: Sendable, Codable, Equatable {
     public var totalPower: UInt64
     public var equivocations: Int
     public var syncingFrom: String?
+    /// Why consensus stopped on this node, if it did (restart it after fixing the cause).
+    public var halted: String?
 }
 
 extension NodeEngine {
@@ -81,9 +104,12 @@ extension NodeEngine {
         consensus = ConsensusRuntime(core: ConsensusCore(configuration: configuration), journal: journal, link: link)
         let next = store.height + 1
         var entries: [JournalEntry] = []
-        for bytes in records {
-            guard let entry = try? JournalEntry(canonicalBytes: bytes, limit: JournalEntry.limit) else { break }
-            entries.append(entry)
+        for (index, bytes) in records.enumerated() {
+            do { entries.append(try JournalEntry(canonicalBytes: bytes, limit: JournalEntry.limit)) } catch {
+                // Its checksum held, so this is not a torn write: refuse to guess what the node signed.
+                throw StorageError.corrupt(file: journal.path, offset: UInt64(index),
+                                           reason: "journal record \(index) does not decode (\(error)); move the file aside only if this validator has not signed at height \(store.height + 1)")
+            }
         }
         entries = entries.filter { $0.height == next }
         if entries.isEmpty {
@@ -92,6 +118,7 @@ extension NodeEngine {
         } else {
             replay(entries, height: next)
             watch(height: next)
+            regossipTick(height: next, round: consensus?.core.round ?? 0)
         }
     }
 
@@ -137,23 +164,18 @@ extension NodeEngine {
     /// One event from the peer network. Signatures of consensus messages were checked by the caller
     /// (``PeerEventPump``), which disconnects peers that send bad ones.
     public func handle(_ event: NetworkEvent) {
-        guard consensus != nil else { return }
+        guard consensus != nil, consensus?.halted == nil else { return }
         switch event {
         case .connected(let peer, let hello):
             connectedPeers.insert(peer)
             metrics.peersConnected.record(Int64(connectedPeers.count))
             noteHeight(hello.height, of: peer)
-            if let held = consensus?.core.heldMessages, consensus?.core.phase == .running {
-                for message in held { consensus?.link.send(.consensus(message), to: peer) }
-            }
+            for message in heldForGossip() { consensus?.link.send(.consensus(message), to: peer) }
         case .disconnected(let peer, _):
             connectedPeers.remove(peer)
             consensus?.peerHeights[peer] = nil
             metrics.peersConnected.record(Int64(connectedPeers.count))
-            if consensus?.sync?.peer == peer {
-                consensus?.sync = nil
-                requestSyncIfBehind()
-            }
+            if consensus?.sync?.peer == peer { syncEnded() }
         case .message(let peer, let message):
             receive(message, from: peer)
         }
@@ -168,12 +190,17 @@ extension NodeEngine {
         case .transactions(let transactions):
             admitGossiped(transactions)
         case .consensus(let message):
-            guard let runtime = consensus else { return }
+            guard let runtime = consensus, accepts(message, runtime: runtime) else { return }
             let next = store.height + 1
             if message.height <= next + ConsensusCore.futureHeightsLimit {
                 consensus?.peerConsensusHeight = max(runtime.peerConsensusHeight, message.height)
             }
-            if message.height == next, runtime.core.phase != .running || runtime.core.height < next {
+            let key: ConsensusRuntime.SeenMessage = switch message {
+            case .proposal(let signed, _): .proposal(signed)
+            case .vote(let signed): .vote(signed)
+            }
+            guard runtime.seen.count < ConsensusRuntime.seenLimit, consensus?.seen.insert(key).inserted == true else { return }
+            if message.height == next, runtime.core.phase == .idle || runtime.core.height < next {
                 // A peer has started the next height: join it now rather than wait for local work.
                 startHeight(next)
             }
@@ -188,46 +215,117 @@ extension NodeEngine {
         }
     }
 
+    /// Whether a peer's proposal or vote can matter: for the next height (or the two after, which the core
+    /// buffers) and, at the height being decided, for a round the core keeps. Anything else is dropped before
+    /// it is journalled, so a peer cannot fill the journal with messages the core would ignore.
+    private func accepts(_ message: ConsensusMessage, runtime: ConsensusRuntime) -> Bool {
+        let next = store.height + 1
+        guard message.height >= next, message.height <= next + ConsensusCore.futureHeightsLimit else { return false }
+        let round = switch message {
+        case .proposal(let signed, _): signed.proposal.round
+        case .vote(let signed): signed.vote.round
+        }
+        let core = runtime.core
+        guard core.phase == .running, message.height == core.height else {
+            return round <= ConsensusCore.futureRoundsLimit
+        }
+        return round &+ ConsensusCore.retainedPastRounds >= core.round
+            && UInt64(round) <= UInt64(core.round) + UInt64(ConsensusCore.futureRoundsLimit)
+    }
+
+    /// What a peer may have missed: proposals and votes held for the current height in the current and the
+    /// previous round (older rounds cannot change the outcome once a later round has a quorum; the core's
+    /// round-skip rule brings a lagging peer forward).
+    private func heldForGossip() -> [ConsensusMessage] {
+        guard let core = consensus?.core, core.phase == .running else { return [] }
+        let oldest = core.round > 0 ? core.round - 1 : 0
+        return core.heldMessages.filter { message in
+            switch message {
+            case .proposal(let signed, _): signed.proposal.round >= oldest
+            case .vote(let signed): signed.vote.round >= oldest
+            }
+        }
+    }
+
+    /// While a height stays undecided, re-sends what this node holds every ``ConsensusRuntime/regossipMs``:
+    /// a message lost on a live connection (a dropped event, a full queue) is not lost for good.
+    private func regossipTick(height: UInt64, round: UInt32) {
+        schedule(afterMs: ConsensusRuntime.regossipMs) { engine in await engine.regossip(height: height, round: round) }
+    }
+
+    private func regossip(height: UInt64, round: UInt32) {
+        guard let runtime = consensus, runtime.halted == nil, runtime.core.phase == .running,
+            runtime.core.height == height
+        else { return }
+        // Only when the round has not moved since the last tick: a progressing height needs no help.
+        if runtime.core.round == round {
+            for message in heldForGossip() { runtime.link.broadcast(.consensus(message)) }
+        }
+        regossipTick(height: height, round: runtime.core.round)
+    }
+
     /// A consensus timer fired.
     public func fire(_ timeout: Timeout) {
-        guard let runtime = consensus, runtime.core.phase == .running, timeout.height == runtime.core.height else { return }
+        guard let runtime = consensus, runtime.halted == nil, runtime.core.phase == .running,
+            timeout.height == runtime.core.height
+        else { return }
         feed(.timeout(timeout), journalSync: false, fromPeer: false)
     }
 
     // MARK: The core's loop
 
     /// Journals `event`, steps the core, and carries out its actions (which may feed more events).
+    /// Nothing reaches the core without being journalled first: a peer's message that cannot be journalled is
+    /// dropped (Tendermint tolerates lost messages); an own event that cannot be halts consensus.
     private func feed(_ event: ConsensusEvent, journalSync: Bool, fromPeer: Bool) {
-        guard var runtime = consensus else { return }
-        journal(event, height: runtime.core.height, sync: journalSync, fromPeer: fromPeer, runtime: &runtime)
+        guard var runtime = consensus, runtime.halted == nil else { return }
+        guard journal(event, sync: journalSync, fromPeer: fromPeer, runtime: &runtime) else {
+            consensus = runtime
+            return
+        }
         let actions = runtime.core.step(event)
         consensus = runtime
         run(actions)
     }
 
-    private func journal(_ event: ConsensusEvent, height: UInt64, sync: Bool, fromPeer: Bool,
-                         runtime: inout ConsensusRuntime) {
-        guard runtime.core.phase == .running, let entry = JournalEntry(height: height, event: event) else { return }
+    /// Appends `event` to the journal (events outside a running height need none). False when it could not be.
+    private func journal(_ event: ConsensusEvent, sync: Bool, fromPeer: Bool, runtime: inout ConsensusRuntime) -> Bool {
+        guard runtime.core.phase == .running, let entry = JournalEntry(height: runtime.core.height, event: event) else {
+            return true
+        }
         let bytes = entry.canonicalBytes
         if fromPeer && runtime.journal.sizeBytes + bytes.count > ConsensusRuntime.journalPeerBytesLimit {
             if !runtime.journalFullLogged {
-                logger.warning("consensus journal full for this height: peers' messages are no longer journalled",
-                               metadata: ["height": "\(height)"])
+                logger.warning("consensus journal full for this height: further peers' messages are dropped",
+                               metadata: ["height": "\(runtime.core.height)"])
                 runtime.journalFullLogged = true
             }
-            return
+            return false
         }
         do {
             try runtime.journal.append(bytes, sync: sync)
+            return true
         } catch {
-            logger.error("consensus journal write failed", metadata: ["error": "\(error)"])
+            if fromPeer {
+                logger.error("consensus journal write failed; dropping a peer's message", metadata: ["error": "\(error)"])
+            } else {
+                runtime.halted = "consensus journal write failed: \(error)"
+                logger.critical("consensus halted: the journal cannot be written", metadata: ["error": "\(error)"])
+            }
+            return false
         }
+    }
+
+    /// Stops consensus on this node (it signs nothing more) and says why.
+    private func halt(_ reason: String) {
+        consensus?.halted = reason
+        logger.critical("consensus halted", metadata: ["reason": "\(reason)"])
     }
 
     private func run(_ initial: [ConsensusAction]) {
         var queue = initial[...]
         while let action = queue.popFirst() {
-            guard let runtime = consensus else { return }
+            guard let runtime = consensus, runtime.halted == nil else { return }
             switch action {
             case .buildBlock(let height, let round):
                 if let block = buildBlock(height: height, round: round) {
@@ -241,6 +339,11 @@ extension NodeEngine {
                 // disk before the signature exists; broadcast comes after, as the core's next action.
                 do {
                     try runtime.journal.sync()
+                } catch {
+                    halt("consensus journal fsync failed before signing: \(error)")
+                    return
+                }
+                do {
                     let signature = try signer.sign(request.signingBytes, height: request.height, round: request.round,
                                                     step: SignerState.Step(rawValue: request.step.rawValue) ?? .precommit)
                     let message: SignedMessage = switch request {
@@ -301,7 +404,7 @@ extension NodeEngine {
                 transactionsRoot: Block.transactionsRoot(transactions, suite: consortium.suite),
                 stateRoot: prepared.stateRoot, validatorSetHash: consortium.validators.hash, proposer: validatorID,
                 transactionCount: UInt32(transactions.count))
-            consensus?.prepared[header.hash(consortium.suite)] = prepared
+            remember(prepared, for: header.hash(consortium.suite))
             return Block(header: header, transactions: transactions)
         } catch {
             logger.error("building a block failed", metadata: ["height": "\(height)", "round": "\(round)", "error": "\(error)"])
@@ -332,7 +435,7 @@ extension NodeEngine {
             guard prepared.stateRoot == header.stateRoot else {
                 throw VerificationError(code: "bad_state_root", message: "state root does not match the transactions")
             }
-            consensus?.prepared[hash] = prepared
+            remember(prepared, for: hash)
             return true
         } catch {
             logger.warning("proposed block refused", metadata: [
@@ -340,6 +443,17 @@ extension NodeEngine {
             ])
             return false
         }
+    }
+
+    /// Keeps a block's prepared state for its commit, bounded: past the limit only the locked and valid blocks'
+    /// are kept (a commit of another recomputes it).
+    private func remember(_ prepared: PreparedState, for hash: Hash32) {
+        guard let runtime = consensus else { return }
+        if runtime.prepared.count >= ConsensusRuntime.preparedLimit {
+            let keep: Set<Hash32> = Set([runtime.core.status.lockedBlockHash, runtime.core.status.validBlockHash].compactMap { $0 })
+            consensus?.prepared = runtime.prepared.filter { keep.contains($0.key) }
+        }
+        consensus?.prepared[hash] = prepared
     }
 
     /// Signatures, uniqueness and not-yet-committed for a block's transactions.
@@ -381,7 +495,8 @@ extension NodeEngine {
             let prepared = try consensus?.prepared[hash] ?? store.prepareState(block.transactions)
             try commit(record, prepared: prepared, signaturesChecked: consensus?.prepared[hash] != nil)
         } catch {
-            logger.critical("committing a decided block failed", metadata: ["height": "\(block.header.height)", "error": "\(error)"])
+            // The journal is kept: after the cause is fixed, a restart replays it and commits (or syncs) again.
+            halt("committing decided block \(block.header.height) failed: \(error)")
             return
         }
         afterCommit()
@@ -392,13 +507,27 @@ extension NodeEngine {
         guard consensus != nil else { return }
         consensus?.prepared = [:]
         consensus?.journalFullLogged = false
+        let committed = store.height
+        let stillUseful: Set<ConsensusRuntime.SeenMessage> = consensus?.seen.filter {
+            switch $0 {
+            case .proposal(let signed): signed.proposal.height > committed
+            case .vote(let signed): signed.vote.height > committed
+            }
+        } ?? []
+        consensus?.seen = stillUseful
         do { try consensus?.journal.reset() } catch {
             logger.error("resetting the consensus journal failed", metadata: ["error": "\(error)"])
         }
         tip.withLock { $0 = PeerStatus(height: store.height, lastBlockHash: store.lastBlockHash) }
         consensus?.earliestStartMs = now() &+ consortium.genesis.parameters.blockIntervalMs
         consensus?.link.broadcast(.status(PeerStatus(height: store.height, lastBlockHash: store.lastBlockHash)))
-        maybeStartNextHeight()
+        if let core = consensus?.core, core.phase == .running, core.height <= store.height {
+            // Block sync overtook the height the core was deciding: retire it at once, so that its timers and
+            // votes stop, by starting the next height.
+            startHeight(store.height + 1)
+        } else {
+            maybeStartNextHeight()
+        }
     }
 
     // MARK: Starting heights
@@ -407,9 +536,9 @@ extension NodeEngine {
     /// peer that already started it (a proposal or vote for it arrived, possibly before this node committed the
     /// height before). An idle consortium signs nothing.
     func maybeStartNextHeight() {
-        guard let runtime = consensus, runtime.sync == nil else { return }
+        guard let runtime = consensus, runtime.halted == nil else { return }
         let next = store.height + 1
-        guard runtime.core.phase != .running || runtime.core.height < next else { return }
+        guard runtime.core.phase == .idle || runtime.core.height < next else { return }
         let heartbeat = consortium.genesis.parameters.heartbeatIntervalMs
         let heartbeatDue = heartbeat > 0 && now() >= lastBlockProducedMs &+ heartbeat
         guard mempool.count > 0 || heartbeatDue || runtime.peerConsensusHeight >= next else {
@@ -436,15 +565,25 @@ extension NodeEngine {
     }
 
     private func startHeight(_ height: UInt64) {
-        guard let runtime = consensus, runtime.core.phase != .running || runtime.core.height < height,
+        guard let runtime = consensus, runtime.halted == nil, runtime.core.phase == .idle || runtime.core.height < height,
             height == store.height + 1
         else { return }
         do { try runtime.journal.reset() } catch {
-            logger.error("resetting the consensus journal failed", metadata: ["error": "\(error)"])
+            halt("resetting the consensus journal failed: \(error)")
+            return
         }
+        // Messages the core buffered for this height go through the journal like any other peer message.
+        let buffered = consensus?.core.takeBuffered(height: height) ?? []
         feed(.start(height: height, validators: consortium.validators, previousBlockHash: store.lastBlockHash),
              journalSync: false, fromPeer: false)
+        for message in buffered {
+            switch message {
+            case .proposal(let signed, let block): feed(.proposal(signed, block), journalSync: false, fromPeer: true)
+            case .vote(let signed): feed(.vote(signed), journalSync: false, fromPeer: true)
+            }
+        }
         watch(height: height)
+        regossipTick(height: height, round: 0)
     }
 
     /// Every `stallWarningMs` while a height stays undecided, says why in the log.
@@ -486,36 +625,68 @@ extension NodeEngine {
         requestSyncIfBehind()
     }
 
+    /// The height block sync aims for: the highest that more than a third of the voting power (this node
+    /// included, at its own height) claims to have reached, so that at least one honest validator claims it.
+    /// A single peer lying about its height cannot make the node chase it.
+    private func syncTarget(_ runtime: ConsensusRuntime) -> UInt64 {
+        let validators = consortium.validators
+        var claims: [(height: UInt64, power: UInt64)] = [(store.height, validators.member(validatorID)?.power ?? 0)]
+        for (peer, height) in runtime.peerHeights where connectedPeers.contains(peer) {
+            claims.append((height, validators.member(peer)?.power ?? 0))
+        }
+        var power: UInt64 = 0
+        for claim in claims.sorted(by: { $0.height > $1.height }) {
+            power += claim.power
+            if power * 3 > validators.totalPower { return claim.height }
+        }
+        return store.height
+    }
+
     private func requestSyncIfBehind() {
-        guard var runtime = consensus, runtime.sync == nil else { return }
+        guard var runtime = consensus, runtime.halted == nil, runtime.sync == nil else { return }
         let ours = store.height
-        guard let (peer, theirs) = runtime.peerHeights.filter({ $0.value > ours && connectedPeers.contains($0.key) })
-            .max(by: { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) })
+        let target = syncTarget(runtime)
+        guard target > ours,
+            let (peer, _) = runtime.peerHeights.filter({ $0.value >= target && connectedPeers.contains($0.key) })
+                .min(by: { $0.value < $1.value || ($0.value == $1.value && $0.key < $1.key) })
         else { return }
         runtime.syncSerial += 1
         let serial = runtime.syncSerial
         runtime.sync = ConsensusRuntime.SyncRequest(peer: peer, fromHeight: ours + 1, serial: serial)
         consensus = runtime
-        let count = UInt32(min(UInt64(WireLimits.syncBlocksPerRequest), theirs - ours))
-        logger.info("behind a peer: requesting blocks", metadata: [
-            "peer": "\(peer)", "from": "\(ours + 1)", "count": "\(count)", "peerHeight": "\(theirs)",
+        let count = UInt32(min(UInt64(WireLimits.syncBlocksPerRequest), target - ours))
+        logger.info("behind the consortium: requesting blocks", metadata: [
+            "peer": "\(peer)", "from": "\(ours + 1)", "count": "\(count)", "target": "\(target)",
         ])
         runtime.link.send(.syncRequest(fromHeight: ours + 1, count: count), to: peer)
         schedule(afterMs: ConsensusRuntime.syncTimeoutMs) { engine in await engine.syncTimedOut(serial: serial) }
     }
 
-    private func syncTimedOut(serial: UInt64) {
-        guard let sync = consensus?.sync, sync.serial == serial else { return }
-        logger.warning("block sync request unanswered; asking again", metadata: ["peer": "\(sync.peer)"])
+    /// Every way a sync request ends comes here: ask again if still behind, and start the next height if due.
+    private func syncEnded() {
         consensus?.sync = nil
-        consensus?.peerHeights[sync.peer] = nil
         requestSyncIfBehind()
         maybeStartNextHeight()
     }
 
+    private func syncTimedOut(serial: UInt64) {
+        guard let sync = consensus?.sync, sync.serial == serial else { return }
+        logger.warning("block sync request unanswered; asking again", metadata: ["peer": "\(sync.peer)"])
+        consensus?.peerHeights[sync.peer] = nil
+        syncEnded()
+    }
+
     /// Sends up to `count` committed blocks from `fromHeight`, within a byte budget (at least one block).
+    /// At most ``ConsensusRuntime/syncServesPerSecond`` requests per peer per second are served.
     private func serveSync(fromHeight: UInt64, count: UInt32, to peer: ValidatorID) {
         guard let link = consensus?.link else { return }
+        let current = now()
+        let window = consensus?.served[peer]
+        let served = window.map { current &- $0.windowMs < 1_000 ? $0 : (current, 0) } ?? (current, 0)
+        // Over the rate, the request is not served (an honest requester waits for each reply, and retries
+        // after its timeout); the engine's thread is not the peer's to spend.
+        guard served.1 < ConsensusRuntime.syncServesPerSecond else { return }
+        consensus?.served[peer] = (served.0, served.1 + 1)
         var blocks: [CommittedBlock] = []
         var bytes = 0
         var height = fromHeight
@@ -535,14 +706,11 @@ extension NodeEngine {
     static let syncResponseBytesBudget = 8 * 1024 * 1024
 
     /// Verifies and commits synced blocks in order; a forged block or a refusal to serve claimed heights
-    /// disconnects the peer.
+    /// disconnects the peer. A failure of this node's own storage blames nobody.
     private func applySync(fromHeight: UInt64, blocks: [CommittedBlock], from peer: ValidatorID) {
         guard let sync = consensus?.sync, sync.peer == peer, sync.fromHeight == fromHeight else { return }
-        consensus?.sync = nil
-        guard fromHeight == store.height + 1 else {
-            requestSyncIfBehind()
-            return
-        }
+        defer { syncEnded() }
+        guard fromHeight == store.height + 1 else { return }
         if blocks.isEmpty {
             if (consensus?.peerHeights[peer] ?? 0) >= fromHeight {
                 drop(peer, reason: "claimed height \(consensus?.peerHeights[peer] ?? 0) but served no block from \(fromHeight)")
@@ -562,8 +730,11 @@ extension NodeEngine {
                 }
                 try commit(record, prepared: prepared, signaturesChecked: true)
                 applied += 1
-            } catch {
+            } catch let error as VerificationError {
                 drop(peer, reason: "block sync: block \(height) refused: \(error)")
+                break
+            } catch {
+                logger.error("block sync: applying block \(height) failed here", metadata: ["error": "\(error)"])
                 break
             }
         }
@@ -572,7 +743,6 @@ extension NodeEngine {
             logger.info("synced blocks", metadata: ["peer": "\(peer)", "count": "\(applied)", "height": "\(store.height)"])
             afterCommit()
         }
-        requestSyncIfBehind()
     }
 
     /// Disconnects a peer that broke the protocol, counting it.
@@ -608,7 +778,7 @@ extension NodeEngine {
             height: core?.height ?? store.height, round: core?.round ?? 0, step: core.map { "\($0.step)" } ?? "idle",
             lockedRound: core?.lockedRound, peers: connectedPeers.map(\.value).sorted(), connectedPower: connected,
             totalPower: validators.totalPower, equivocations: Int(consensus?.evidence.count ?? 0),
-            syncingFrom: consensus?.sync?.peer.value)
+            syncingFrom: consensus?.sync?.peer.value, halted: consensus?.halted)
     }
 }
 

@@ -67,6 +67,13 @@ public struct PeerEventPump: Sendable {
             guard block.header.hash(consortium.suite) == proposal.blockHash else {
                 return "proposal at height \(proposal.height) carries a block that is not the one proposed"
             }
+            // The header is signed; the transactions travel beside it and must be the ones it commits to, or a
+            // relayer could swap them and have an honest proposal refused.
+            guard block.transactions.count == Int(block.header.transactionCount),
+                Block.transactionsRoot(block.transactions, suite: consortium.suite) == block.header.transactionsRoot
+            else {
+                return "proposal at height \(proposal.height) carries transactions that are not the block's"
+            }
             return nil
         case .hello, .status, .syncRequest, .syncResponse:
             return nil

@@ -62,23 +62,14 @@ struct CLI {
     }
 }
 
-/// A port the kernel says is free right now.
+/// A port that is free right now, below Linux's ephemeral range (32768 and up): the node restarted on it
+/// must be able to bind it again, and an outgoing connection elsewhere could hold an ephemeral one.
 func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+    for _ in 0..<200 {
+        let port = Int.random(in: 20_000..<32_000)
+        if isFree(port) { return port }
     }
-    #expect(bound == 0)
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
+    throw CocoaError(.featureUnsupported)
 }
 
 /// Polls `condition` until it holds or `seconds` pass: waiting on an observable state, not a fixed sleep.

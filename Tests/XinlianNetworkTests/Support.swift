@@ -49,13 +49,19 @@ struct NetFixture {
         self.ports = ports
     }
 
+    /// A free port below Linux's ephemeral range (32768 and up): a port from bind(0) is ephemeral, and an
+    /// outgoing connection of a test running alongside can take it before a restarted node binds it again.
     static func freePort(group: any EventLoopGroup) async throws -> Int {
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .bind(host: "127.0.0.1", port: 0).get()
-        let port = channel.localAddress?.port ?? 0
-        try await channel.close()
-        return port
+        for _ in 0..<200 {
+            let port = Int.random(in: 20_000..<32_000)
+            if let channel = try? await ServerBootstrap(group: group)
+                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                .bind(host: "127.0.0.1", port: port).get() {
+                try await channel.close()
+                return port
+            }
+        }
+        throw NetworkError("no free port found")
     }
 
     func address(_ id: ValidatorID) -> String { "127.0.0.1:\(ports[id] ?? 0)" }

@@ -26,6 +26,7 @@ struct ConsensusNodeTests {
                 let id = transaction.id(cluster.consortium.suite)
                 try await within(20, "\(engine.validatorID) to commit \(id)") {
                     while true {
+                        try Task.checkCancellation()
                         if case .committed = await engine.stateOf(id) { return }
                         await engine.waitUntilHeight(await engine.height + 1)
                     }

@@ -99,14 +99,76 @@ struct ConsensusRecoveryTests {
         #expect(status?.lockedRound == 0)
         #expect(status?.step == "precommit")
         // Its own precommit goes out again to a peer that connects, identical to the first: signed once.
-        let original = hub.sent(by: proposer).filter(isPrecommit)
+        // (It may have been sent more than once: a stalled height re-sends what it holds.)
+        let original = Set(hub.sent(by: proposer).filter(isPrecommit))
         #expect(original.count == 1)
         let peer = cluster.id(others[2])
         second.deliver(.connected(peer, PeerHello(protocolVersion: 1, chainID: cluster.consortium.chainID,
                                                   genesisHash: cluster.consortium.genesisHash, validator: peer, height: 0,
                                                   lastBlockHash: cluster.consortium.genesisHash)), to: proposer)
         try await eventually(10, "held messages re-sent") { second.sent(by: proposer).contains(where: isPrecommit) }
-        #expect(second.sent(by: proposer).filter(isPrecommit) == original)
+        #expect(Set(second.sent(by: proposer).filter(isPrecommit)) == original)
+        await restarted.shutdown()
+    }
+
+    /// Messages for the next height that arrive while the node is still deciding the current one are buffered
+    /// by the core; they must reach the journal too. Here the next height's proposal and two prevotes arrive
+    /// before the node commits height 1; it then commits, locks on the height-2 block, dies, and on restart is
+    /// still locked on it.
+    @Test func messagesBufferedForTheNextHeightAreJournalled() async throws {
+        let cluster = try LocalConsortium(validators: 4)
+        defer { cluster.remove() }
+        let suite = cluster.consortium.suite
+        let schedule = ProposerSchedule(cluster.consortium.validators)
+        let proposer = schedule.proposer(height: 1, round: 0)
+        let index = try #require(cluster.consortium.validators.members.firstIndex { $0.id == proposer })
+        let others = (0..<4).filter { $0 != index }
+        let hub = LocalHub()
+        defer { hub.stop() }
+        let engine = try await cluster.start(index, hub: hub)
+        _ = try await engine.admit(try cluster.transactions(0..<3))
+        try await eventually(10, "a proposal") { hub.sent(by: proposer).contains { if case .consensus(.proposal) = $0 { true } else { false } } }
+        guard case .consensus(.proposal(let signed, let first)) = hub.sent(by: proposer).first(where: {
+            if case .consensus(.proposal) = $0 { true } else { false }
+        }) else { Issue.record("no proposal"); return }
+        func vote(_ kind: VoteKind, height: UInt64, hash: Hash32, by other: Int) throws -> NetworkEvent {
+            let vote = Vote(chainID: cluster.consortium.chainID, kind: kind, height: height, round: 0, blockHash: hash,
+                            validator: cluster.id(other))
+            return .message(cluster.id(other), .consensus(.vote(SignedVote(vote: vote, signature: try cluster.validatorKeys[other].sign(vote.signingBytes)))))
+        }
+        for other in others.prefix(2) { hub.deliver(try vote(.prevote, height: 1, hash: signed.proposal.blockHash, by: other), to: proposer) }
+        // Height 2's proposal (an empty block on top of height 1) and two prevotes for it, before height 1 commits.
+        let parent = first.header
+        let nextProposer = schedule.proposer(height: 2, round: 0)
+        let nextIndex = try #require(cluster.consortium.validators.members.firstIndex { $0.id == nextProposer })
+        #expect(nextIndex != index)
+        let empty = Block(header: BlockHeader(chainID: cluster.consortium.chainID, height: 2, timeMs: parent.timeMs,
+                                              previousHash: parent.hash(suite),
+                                              transactionsRoot: Block.transactionsRoot([], suite: suite),
+                                              stateRoot: parent.stateRoot, validatorSetHash: cluster.consortium.validators.hash,
+                                              proposer: nextProposer, transactionCount: 0), transactions: [])
+        let emptyHash = empty.header.hash(suite)
+        let proposal = Proposal(chainID: cluster.consortium.chainID, height: 2, round: 0, blockHash: emptyHash, polRound: nil,
+                                proposer: nextProposer)
+        let signedProposal = SignedProposal(proposal: proposal, signature: try cluster.validatorKeys[nextIndex].sign(proposal.signingBytes))
+        hub.deliver(.message(nextProposer, .consensus(.proposal(signedProposal, empty))), to: proposer)
+        let helpers = others.filter { $0 != nextIndex }.prefix(1) + [nextIndex]
+        for other in helpers { hub.deliver(try vote(.prevote, height: 2, hash: emptyHash, by: other), to: proposer) }
+        // Now height 1 gets its precommits and commits; height 2 starts from the buffer, and the node locks.
+        for other in others.prefix(2) { hub.deliver(try vote(.precommit, height: 1, hash: signed.proposal.blockHash, by: other), to: proposer) }
+        try await within(10, "height 1") { await engine.waitUntilHeight(1) }
+        try await eventually(10, "a lock at height 2") {
+            let status = await engine.status().consensus
+            return status?.height == 2 && status?.lockedRound == 0
+        }
+        await engine.shutdown()
+        hub.detach(proposer)
+        let second = LocalHub()
+        defer { second.stop() }
+        let restarted = try await cluster.start(index, hub: second)
+        let status = await restarted.status().consensus
+        #expect(status?.height == 2)
+        #expect(status?.lockedRound == 0, "the lock taken from buffered messages must survive a restart")
         await restarted.shutdown()
     }
 
@@ -125,18 +187,21 @@ struct ConsensusRecoveryTests {
         for engine in engines { await engine.shutdown() }
         hub.stop()
 
-        // Node 3 alone, told by "node0" that it is at height 1.
+        // Node 3 alone, told by three peers that they are at height 1 (more than a third of the power must
+        // claim a height before it is chased). The sync request goes to the first of them: the liar.
         let lonely = LocalHub()
         defer { lonely.stop() }
         let behind = try await cluster.start(3, hub: lonely)
-        let liar = cluster.id(0)
-        let honest = cluster.id(1)
+        let liar = cluster.id(0), honest = cluster.id(1), voter = cluster.id(2)
         func hello(_ id: ValidatorID) -> PeerHello {
             PeerHello(protocolVersion: 1, chainID: cluster.consortium.chainID, genesisHash: cluster.consortium.genesisHash,
                       validator: id, height: 1, lastBlockHash: genuine.block.header.hash(cluster.consortium.suite))
         }
-        lonely.deliver(.connected(liar, hello(liar)), to: cluster.id(3))
-        try await eventually(10, "a sync request") { lonely.sent(by: cluster.id(3)).contains { if case .syncRequest = $0 { true } else { false } } }
+        for peer in [liar, honest, voter] { lonely.deliver(.connected(peer, hello(peer)), to: cluster.id(3)) }
+        let syncRequests: @Sendable () -> Int = {
+            lonely.sent(by: cluster.id(3)).filter { if case .syncRequest = $0 { true } else { false } }.count
+        }
+        try await eventually(10, "a sync request") { syncRequests() >= 1 }
         // The forged block: one transaction swapped for another correctly signed one (the root no longer matches).
         var forged = genuine
         forged.block.transactions[0] = try cluster.transactions(100..<101)[0]
@@ -144,20 +209,19 @@ struct ConsensusRecoveryTests {
         try await eventually(10, "the liar dropped") { lonely.drops.contains { $0.peer == liar } }
         #expect(lonely.drops.first { $0.peer == liar }?.reason.contains("block sync") == true)
         #expect(await behind.height == 0)
+        // It asks the next peer.
+        try await eventually(10, "a second sync request") { syncRequests() >= 2 }
         // A vote with a wrong signature from another peer is refused the same way.
-        let vote = Vote(chainID: cluster.consortium.chainID, kind: .prevote, height: 2, round: 0, blockHash: nil, validator: honest)
-        lonely.deliver(.message(honest, .consensus(.vote(SignedVote(vote: vote, signature: [UInt8](repeating: 7, count: 64))))),
+        let vote = Vote(chainID: cluster.consortium.chainID, kind: .prevote, height: 2, round: 0, blockHash: nil, validator: voter)
+        lonely.deliver(.message(voter, .consensus(.vote(SignedVote(vote: vote, signature: [UInt8](repeating: 7, count: 64))))),
                        to: cluster.id(3))
-        try await eventually(10, "the bad voter dropped") { lonely.drops.contains { $0.peer == honest } }
-        #expect(lonely.drops.first { $0.peer == honest }?.reason.contains("wrong signature") == true)
-        // The honest block from a peer that claims height 1 is applied.
-        lonely.deliver(.connected(honest, hello(honest)), to: cluster.id(3))
-        try await eventually(10, "a second sync request") {
-            lonely.sent(by: cluster.id(3)).filter { if case .syncRequest = $0 { true } else { false } }.count >= 2
-        }
+        try await eventually(10, "the bad voter dropped") { lonely.drops.contains { $0.peer == voter } }
+        #expect(lonely.drops.first { $0.peer == voter }?.reason.contains("wrong signature") == true)
+        // The honest peer's genuine block is applied.
         lonely.deliver(.message(honest, .syncResponse(fromHeight: 1, blocks: [genuine])), to: cluster.id(3))
         try await within(10, "the genuine block") { await behind.waitUntilHeight(1) }
         #expect(try await behind.record(at: 1) == genuine)
+        #expect(!lonely.drops.contains { $0.peer == honest })
         await behind.shutdown()
     }
 }

@@ -20,13 +20,18 @@ struct HostilePeerTests {
         let pump: Task<Void, Never>
     }
 
+    /// A free port below the ephemeral range (see the network tests' fixture).
     static func freePort() async throws -> Int {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .bind(host: "127.0.0.1", port: 0).get()
-        let port = channel.localAddress?.port ?? 0
-        try await channel.close()
-        return port
+        for _ in 0..<200 {
+            let port = Int.random(in: 20_000..<32_000)
+            if let channel = try? await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                .bind(host: "127.0.0.1", port: port).get() {
+                try await channel.close()
+                return port
+            }
+        }
+        throw TimedOut(description: "no free port found")
     }
 
     @Test func forgedVotesAndForgedSyncRepliesDisconnectThePeerAndCommitsGoOn() async throws {
@@ -52,22 +57,23 @@ struct HostilePeerTests {
         config.reconnectMaxMs = 200
         config.statusIntervalMs = 100
         // node0 is the hostile one: it is the smallest id, so it dials the others (who accept it).
-        var nodes: [Node] = []
-        for i in 1..<4 {
+        func startNode(_ i: Int, cut: [ValidatorID] = []) async throws -> Node {
             var logger = Logger(label: "node\(i)")
-            logger.logLevel = .error
+            logger.logLevel = .critical
             let engine = try NodeEngine(consortium: consortium, validatorID: try Name("node\(i)"), validatorKey: keys[i],
                                         dataDirectory: "\(directory)/node\(i)", metrics: NodeMetrics(), logger: logger)
             let network = try PeerNetwork(consortium: consortium, local: try Name("node\(i)"), listen: "127.0.0.1:\(ports[i])",
                                           identity: identities[i], config: config, group: MultiThreadedEventLoopGroup.singleton,
                                           logger: logger, localStatus: { engine.tip.withLock { $0 } })
+            for peer in cut { network.cut(peer) }
             try await engine.startConsensus(link: network, timeouts: LocalConsortium.timeouts)
             try await network.start()
             let pump = PeerEventPump(engine: engine, link: network)
-            nodes.append(Node(engine: engine, network: network, pump: Task { await pump.run(network.events) }))
+            return Node(engine: engine, network: network, pump: Task { await pump.run(network.events) })
         }
+        var nodes: [Node] = []
+        for i in 1..<4 { nodes.append(try await startNode(i)) }
         defer { for node in nodes { node.pump.cancel() } }
-        let victim = nodes[0]
         func transactions(_ range: Range<Int>) throws -> [Transaction] {
             try range.map { n in
                 try Transaction.sign(TransactionBody(
@@ -82,44 +88,53 @@ struct HostilePeerTests {
             }
         }
         // Three of four commit on their own.
-        _ = try await victim.engine.admit(try transactions(0..<5))
+        _ = try await nodes[0].engine.admit(try transactions(0..<5))
         try await expectAgreement(nodes.map(\.engine), atLeast: 1)
-        let genuine = try await victim.engine.record(at: 1)
+        let height = await nodes[0].engine.height
+        let genuine = try await nodes[0].engine.record(at: 1)
+        let hello = PeerHello(chainID: consortium.chainID, genesisHash: consortium.genesisHash, validator: "node0",
+                              height: height, lastBlockHash: genuine.block.header.hash(consortium.suite))
 
-        // 1. A vote with a wrong signature.
+        // 1. A vote with a wrong signature (node2's signature on a vote claiming to be node0's).
         let hostile = try await RawPeer.connect(to: "127.0.0.1:\(ports[1])", identity: identities[0],
                                                 group: MultiThreadedEventLoopGroup.singleton)
-        let hello = PeerHello(chainID: consortium.chainID, genesisHash: consortium.genesisHash, validator: "node0",
-                              height: 0, lastBlockHash: consortium.genesisHash)
         try await hostile.send(.hello(hello))
-        let vote = Vote(chainID: consortium.chainID, kind: .prevote, height: 2, round: 0, blockHash: nil, validator: "node0")
+        let vote = Vote(chainID: consortium.chainID, kind: .prevote, height: height + 1, round: 0, blockHash: nil,
+                        validator: "node0")
         try await hostile.send(.consensus(.vote(SignedVote(vote: vote, signature: try keys[2].sign(vote.signingBytes)))))
-        #expect(await hostile.waitForClose(timeout: .seconds(10)), "a forged vote must disconnect the peer")
+        // Closed well before the 10 s idle timeout, and by the node's own decision.
+        #expect(await hostile.waitForClose(timeout: .seconds(5)), "a forged vote must disconnect the peer")
+        let victimNetwork = nodes[0].network
+        try await eventually(5, "the disconnect counted as the node's own") {
+            victimNetwork.stats.disconnects["disconnect", default: 0] >= 1
+        }
 
-        // 2. A sync reply with a forged block: claim to be ahead, wait for the request, answer with a block whose
-        //    transactions were swapped.
-        let liar = try await RawPeer.connect(to: "127.0.0.1:\(ports[1])", identity: identities[0],
+        // 2. Node 3 is rebuilt from scratch (its data lost) and is behind. Its links to nodes 1 and 2 start cut, so
+        //    the hostile peer connects first; then node 2 is let in, more than a third of the power now claims
+        //    the height, and node 3 asks the first such peer, the liar, which answers with a forged block.
+        await nodes[2].network.shutdown()
+        await nodes[2].engine.shutdown()
+        nodes[2].pump.cancel()
+        try FileManager.default.removeItem(atPath: "\(directory)/node3")
+        let rebuilt = try await startNode(3, cut: ["node1", "node2"])
+        nodes[2] = rebuilt
+        let liar = try await RawPeer.connect(to: "127.0.0.1:\(ports[3])", identity: identities[0],
                                              group: MultiThreadedEventLoopGroup.singleton)
-        let height = await victim.engine.height
-        var ahead = hello
-        ahead.height = height + 5
-        try await liar.send(.hello(ahead))
+        try await liar.send(.hello(hello))
+        rebuilt.network.heal("node2")
         let request = await liar.receive(timeout: .seconds(10)) { if case .syncRequest = $0 { true } else { false } }
         guard case .syncRequest(let from, _) = request else {
-            Issue.record("no sync request from a node told it is behind")
+            Issue.record("no sync request to the first peer claiming the consortium's height")
             return
         }
+        #expect(from == 1)
         var forged = genuine
-        forged.block.header = BlockHeader(chainID: genuine.block.header.chainID, height: from, timeMs: genuine.block.header.timeMs,
-                                          previousHash: genuine.block.header.previousHash,
-                                          transactionsRoot: genuine.block.header.transactionsRoot,
-                                          stateRoot: genuine.block.header.stateRoot,
-                                          validatorSetHash: genuine.block.header.validatorSetHash,
-                                          proposer: genuine.block.header.proposer,
-                                          transactionCount: genuine.block.header.transactionCount)
-        try await liar.send(.syncResponse(fromHeight: from, blocks: [forged]))
-        #expect(await liar.waitForClose(timeout: .seconds(10)), "a forged sync reply must disconnect the peer")
-        #expect(await victim.engine.height >= height)
+        forged.block.transactions[0] = try transactions(100..<101)[0]
+        try await liar.send(.syncResponse(fromHeight: 1, blocks: [forged]))
+        #expect(await liar.waitForClose(timeout: .seconds(5)), "a forged sync reply must disconnect the peer")
+        // The honest peer serves it next; node 3 catches up to the same chain.
+        rebuilt.network.heal("node1")
+        try await expectAgreement(nodes.map(\.engine), atLeast: height)
 
         // The nodes keep committing, on one chain.
         _ = try await nodes[1].engine.admit(try transactions(5..<10))
