@@ -19,6 +19,7 @@ public final class ConsensusJournal {
     /// Opens (creating if needed) the journal and returns it with the intact records it holds.
     public static func open(path: String, byteLimit: Int = 256 * 1024 * 1024,
                             recordLimit: Int) throws -> (ConsensusJournal, [[UInt8]]) {
+        let created = !FileManager.default.fileExists(atPath: path)
         let existing = FileManager.default.contents(atPath: path).map { [UInt8]($0) } ?? []
         var records: [[UInt8]] = []
         var offset = 0
@@ -39,6 +40,13 @@ public final class ConsensusJournal {
             guard ftruncate(descriptor, off_t(offset)) == 0, fsync(descriptor) == 0 else {
                 Glibc.close(descriptor)
                 throw StorageError.io(file: path, reason: "truncating a torn journal tail failed: errno \(errno)")
+            }
+        }
+        if created {
+            // The new file's directory entry must be durable too, or a crash could lose the whole journal.
+            do { try SignerState.syncDirectory(of: path) } catch {
+                Glibc.close(descriptor)
+                throw error
             }
         }
         guard lseek(descriptor, off_t(offset), SEEK_SET) >= 0 else {
