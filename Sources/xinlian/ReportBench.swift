@@ -28,7 +28,8 @@ struct BenchReport: AsyncParsableCommand {
     @Option(help: "Where to write the temporary ledgers (deleted afterwards).") var directory: String?
 
     /// Background enterprises per sample story group: a group's statements fill consecutive blocks, so that a block
-    /// touches a few dozen enterprises (as a time-ordered ledger does), not thousands of state-tree keys.
+    /// touches ten to twenty enterprises, not one state-tree key per transaction; the number of enterprises grows
+    /// with the ledger (about one per 18 transactions).
     static let groupEnterprises = 10
     static let suiteID = CryptoSuiteID.ed25519SHA256
 
