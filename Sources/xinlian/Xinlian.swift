@@ -13,7 +13,7 @@ struct Xinlian: AsyncParsableCommand {
             """,
         subcommands: [
             Testnet.self, Init.self, Keygen.self, Start.self, Submit.self, Status.self, Export.self, Audit.self,
-            Reindex.self, Load.self, Bench.self, Report.self, Enterprises.self, Sample.self, Peers.self,
+            Reindex.self, Load.self, Bench.self, BenchReport.self, Report.self, Enterprises.self, Sample.self, Peers.self,
         ])
 }
 
