@@ -107,6 +107,67 @@ public struct Block: Hashable, Sendable, CanonicalCodable {
     }
 }
 
+/// A committed block's record read lazily: the header, and where each transaction's canonical bytes lie,
+/// found by reading lengths only. Reading one transaction, or the leaf hashes for a proof, then costs a
+/// fraction of decoding a block of thousands of transactions.
+public struct BlockRecordIndex: Sendable {
+    public let header: BlockHeader
+    public let certificate: CommitCertificate
+    public let bytes: [UInt8]
+    /// Byte range of each transaction in `bytes`, in block order.
+    public let ranges: [Range<Int>]
+
+    /// Locates the transactions of an encoded ``CommittedBlock``; checks structure and lengths, not contents.
+    public init(record bytes: [UInt8]) throws(DecodingError) {
+        var decoder = CanonicalDecoder(bytes)
+        let versionAt = decoder.offset
+        let version = try decoder.u8("record.version")
+        guard version == CommittedBlock.version else {
+            throw decoder.error("unsupported_version", "record.version", "version \(version)", at: versionAt)
+        }
+        header = try BlockHeader(from: &decoder)
+        let countAt = decoder.offset
+        let count = Int(try decoder.u32("block.transactions"))
+        guard count <= Limits.blockTransactions, count == Int(header.transactionCount) else {
+            throw decoder.error("invalid_value", "block.transactions", "\(count) transactions", at: countAt)
+        }
+        var ranges: [Range<Int>] = []
+        ranges.reserveCapacity(count)
+        for _ in 0..<count {
+            let start = decoder.offset
+            _ = try decoder.u8("transaction.version")
+            try decoder.skipByteString("transaction.chainId", limit: Name.lengthLimit)
+            _ = try decoder.u8("transaction.kind")
+            try decoder.skipByteString("transaction.reporter", limit: Name.lengthLimit)
+            if try decoder.u8("transaction.subject") == 1 { _ = try decoder.fixed(USCC.length, "transaction.subject") }
+            _ = try decoder.u64("transaction.timeMs")
+            _ = try decoder.u64("transaction.nonce")
+            try decoder.skipByteString("transaction.payload", limit: Limits.payloadBytes)
+            try decoder.skipByteString("transaction.signature", limit: Limits.signatureBytes)
+            ranges.append(start..<decoder.offset)
+        }
+        certificate = try CommitCertificate(from: &decoder)
+        try decoder.finish("record")
+        self.bytes = bytes
+        self.ranges = ranges
+    }
+
+    /// The transaction at `index`, decoded in full.
+    public func transaction(at index: Int) throws(DecodingError) -> Transaction {
+        guard ranges.indices.contains(index) else {
+            throw DecodingError(code: "invalid_value", field: "block.transactions", offset: 0,
+                                reason: "no transaction \(index) in a block of \(ranges.count)")
+        }
+        return try Transaction(canonicalBytes: Array(bytes[ranges[index]]), limit: Limits.transactionBytes)
+    }
+
+    /// RFC 6962 leaf hashes of the block's transactions, from their bytes as stored.
+    public func leafHashes(suite: CryptoSuite) -> [Hash32] {
+        let hasher = MerkleHasher(suite: suite)
+        return ranges.map { hasher.leafHash(Array(bytes[$0])) }
+    }
+}
+
 /// Prevote or precommit.
 public enum VoteKind: UInt8, Sendable, Codable, Hashable {
     case prevote = 1

@@ -127,6 +127,16 @@ public struct CanonicalDecoder {
         }
     }
 
+    /// Steps over a `u32`-length-prefixed byte string without copying it.
+    public mutating func skipByteString(_ field: String, limit: Int) throws(DecodingError) {
+        let start = offset
+        let length = Int(try u32(field))
+        guard length <= limit else {
+            throw error("too_large", field, "length \(length) exceeds limit \(limit)", at: start)
+        }
+        _ = try take(length, field)
+    }
+
     public mutating func fixed(_ count: Int, _ field: String) throws(DecodingError) -> [UInt8] {
         Array(try take(count, field))
     }

@@ -58,15 +58,16 @@ extension NodeEngine {
         let sorted = indexed.sorted { ($0.location.height, $0.location.index) < ($1.location.height, $1.location.index) }
         var result: [LedgerEntry] = []
         result.reserveCapacity(sorted.count)
-        var block: CommittedBlock?
+        // Each block is read once and only the transactions needed are decoded (a block may hold thousands).
+        var block: BlockRecordIndex?
         for item in sorted {
-            if block?.block.header.height != item.location.height { block = try store.record(at: item.location.height) }
-            guard let record = block, record.block.transactions.indices.contains(item.location.index) else {
+            if block?.header.height != item.location.height { block = try store.recordIndex(at: item.location.height) }
+            guard let record = block, record.ranges.indices.contains(item.location.index) else {
                 throw VerificationError(code: "index_mismatch", message: "index names a transaction the block log lacks")
             }
-            let transaction = record.block.transactions[item.location.index]
+            let transaction = try record.transaction(at: item.location.index)
             result.append(LedgerEntry(id: item.id, transaction: transaction, height: item.location.height,
-                                      index: UInt32(item.location.index), blockTimeMs: record.block.header.timeMs))
+                                      index: UInt32(item.location.index), blockTimeMs: record.header.timeMs))
         }
         return result
     }
@@ -132,13 +133,13 @@ extension NodeEngine {
         }
         let suite = consortium.suite
         let hasher = MerkleHasher(suite: suite)
-        let asOfRecord = try store.record(at: height)
+        let asOfRecord = try store.recordIndex(at: height)
         var blocks: [UInt64: ReportProof.CertifiedHeader] = [:]
-        var leaves: [UInt64: (record: CommittedBlock, leaves: [Hash32])] = [:]
+        var leaves: [UInt64: (record: BlockRecordIndex, leaves: [Hash32])] = [:]
         func proven(_ entry: LedgerEntry) throws -> ReportProof.ProvenTransaction {
             if leaves[entry.height] == nil {
-                let record = entry.height == height ? asOfRecord : try store.record(at: entry.height)
-                leaves[entry.height] = (record, Block.leafHashes(record.block.transactions, suite: suite))
+                let record = entry.height == height ? asOfRecord : try store.recordIndex(at: entry.height)
+                leaves[entry.height] = (record, record.leafHashes(suite: suite))
                 if entry.height != height { blocks[entry.height] = Self.certified(record) }
             }
             let path = try MerkleTree.inclusionProof(index: Int(entry.index), leafHashes: leaves[entry.height]?.leaves ?? [],
@@ -152,8 +153,8 @@ extension NodeEngine {
                            blocks: blocks.sorted { $0.key < $1.key }.map(\.value), transactions: own, counterparty: counterparty)
     }
 
-    static func certified(_ record: CommittedBlock) -> ReportProof.CertifiedHeader {
-        ReportProof.CertifiedHeader(header: Data(record.block.header.canonicalBytes).base64EncodedString(),
+    static func certified(_ record: BlockRecordIndex) -> ReportProof.CertifiedHeader {
+        ReportProof.CertifiedHeader(header: Data(record.header.canonicalBytes).base64EncodedString(),
                                     certificate: Data(record.certificate.canonicalBytes).base64EncodedString())
     }
 }

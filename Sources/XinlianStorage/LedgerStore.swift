@@ -145,6 +145,17 @@ public final class LedgerStore {
         }
     }
 
+    /// The block at `height` read lazily (header, certificate, where each transaction lies): for reading a few
+    /// transactions of a large block.
+    public func recordIndex(at height: UInt64) throws -> BlockRecordIndex {
+        guard height >= 1, height <= UInt64(log.count) else { throw StorageError.notFound("block \(height)") }
+        let bytes = try log.read(Int(height - 1))
+        do { return try BlockRecordIndex(record: bytes) } catch {
+            let location = log.location(Int(height - 1))
+            throw StorageError.corrupt(file: location.file, offset: location.offset, reason: "block \(height): \(error)")
+        }
+    }
+
     public func location(of id: Hash32) throws -> TransactionLocation? { try index.location(of: id) }
     public func head(of subject: USCC) throws -> Hash32? { try index.head(of: subject) }
     public func locations(subject: USCC) throws -> [TransactionLocation] { try index.locations(subject: subject) }
