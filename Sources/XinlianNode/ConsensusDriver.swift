@@ -162,9 +162,11 @@ extension NodeEngine {
     // MARK: Events
 
     /// One event from the peer network. Signatures of consensus messages were checked by the caller
-    /// (``PeerEventPump``), which disconnects peers that send bad ones.
-    public func handle(_ event: NetworkEvent) {
-        guard consensus != nil, consensus?.halted == nil else { return }
+    /// (``PeerEventPump``), which disconnects peers that send bad ones. Returns true for a proposal or vote that
+    /// was taken (a later copy of it is a duplicate); false for one that was not needed now.
+    @discardableResult
+    public func handle(_ event: NetworkEvent) -> Bool {
+        guard consensus != nil, consensus?.halted == nil else { return false }
         switch event {
         case .connected(let peer, let hello):
             connectedPeers.insert(peer)
@@ -177,11 +179,12 @@ extension NodeEngine {
             metrics.peersConnected.record(Int64(connectedPeers.count))
             if consensus?.sync?.peer == peer { syncEnded() }
         case .message(let peer, let message):
-            receive(message, from: peer)
+            return receive(message, from: peer)
         }
+        return false
     }
 
-    private func receive(_ message: WireMessage, from peer: ValidatorID) {
+    private func receive(_ message: WireMessage, from peer: ValidatorID) -> Bool {
         switch message {
         case .hello:
             break
@@ -190,7 +193,7 @@ extension NodeEngine {
         case .transactions(let transactions):
             admitGossiped(transactions)
         case .consensus(let message):
-            guard let runtime = consensus, accepts(message, runtime: runtime) else { return }
+            guard let runtime = consensus, accepts(message, runtime: runtime) else { return false }
             let next = store.height + 1
             if message.height <= next + ConsensusCore.futureHeightsLimit {
                 consensus?.peerConsensusHeight = max(runtime.peerConsensusHeight, message.height)
@@ -199,7 +202,7 @@ extension NodeEngine {
             case .proposal(let signed, _): .proposal(signed)
             case .vote(let signed): .vote(signed)
             }
-            guard runtime.seen.count < ConsensusRuntime.seenLimit, consensus?.seen.insert(key).inserted == true else { return }
+            guard runtime.seen.count < ConsensusRuntime.seenLimit, consensus?.seen.insert(key).inserted == true else { return false }
             if message.height == next, runtime.core.phase == .idle || runtime.core.height < next {
                 // A peer has started the next height: join it now rather than wait for local work.
                 startHeight(next)
@@ -208,11 +211,13 @@ extension NodeEngine {
             case .proposal(let signed, let block): feed(.proposal(signed, block), journalSync: false, fromPeer: true)
             case .vote(let signed): feed(.vote(signed), journalSync: false, fromPeer: true)
             }
+            return true
         case .syncRequest(let fromHeight, let count):
             serveSync(fromHeight: fromHeight, count: count, to: peer)
         case .syncResponse(let fromHeight, let blocks):
             applySync(fromHeight: fromHeight, blocks: blocks, from: peer)
         }
+        return false
     }
 
     /// Whether a peer's proposal or vote can matter: for the next height (or the two after, which the core

@@ -121,7 +121,11 @@ struct ConsortiumProcessTests {
         process3.waitUntilExit()
         background.waitUntilExit()
         #expect(background.terminationStatus == 0, "the load must commit on three of four")
-        #expect(try eventually(30) { try cluster.agree([0, 1, 2], atLeast: before + 3) })
+        // And some more while it is down, so that it is certainly behind when it returns.
+        let whileDown = try #require(try cluster.tip(0)).height
+        let second = try cluster.load(50, nodes: [0, 1, 2], seed: 14)
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(try eventually(30) { try cluster.agree([0, 1, 2], atLeast: whileDown + 1) })
 
         // It comes back and catches up to the same chain.
         cluster.processes[3] = try CLI.start(home: cluster.home(3))

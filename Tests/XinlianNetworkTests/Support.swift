@@ -70,7 +70,8 @@ struct NetFixture {
         var config = NetworkConfig()
         config.reconnectMinMs = 20
         config.reconnectMaxMs = 200
-        config.handshakeTimeoutMs = 2000
+        // Generous: the full test suite loads both cores, and a refusal must be for its own reason, not a timeout.
+        config.handshakeTimeoutMs = 10_000
         config.statusIntervalMs = 100
         config.maxFrameBytes = 1024 * 1024
         return config
