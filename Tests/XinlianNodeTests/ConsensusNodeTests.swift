@@ -43,6 +43,38 @@ struct ConsensusNodeTests {
         for engine in engines { await engine.shutdown() }
     }
 
+    /// A third of all proposals and votes lost on the way, at random (seeded): timeouts, round changes and the
+    /// node's re-gossip of what it holds still get every transaction committed, on one chain.
+    @Test func progressDespiteLostConsensusMessages() async throws {
+        let cluster = try LocalConsortium(validators: 4)
+        defer { cluster.remove() }
+        let hub = LocalHub()
+        defer { hub.stop() }
+        var engines: [NodeEngine] = []
+        for index in 0..<4 { engines.append(try await cluster.start(index, hub: hub)) }
+        hub.lose(percent: 33, seed: 7)
+        let transactions = try cluster.transactions(0..<30)
+        for (index, chunk) in stride(from: 0, to: 30, by: 10).enumerated() {
+            _ = try await engines[index].admit(Array(transactions[chunk..<(chunk + 10)]))
+        }
+        for engine in engines {
+            for transaction in transactions {
+                let id = transaction.id(cluster.consortium.suite)
+                try await within(60, "\(engine.validatorID) to commit \(id)") {
+                    while true {
+                        try Task.checkCancellation()
+                        if case .committed = await engine.stateOf(id) { return }
+                        await engine.waitUntilHeight(await engine.height + 1)
+                    }
+                }
+            }
+        }
+        #expect(hub.lostCount > 0)
+        let height = await engines[0].height
+        try await expectAgreement(engines, atLeast: height)
+        for engine in engines { await engine.shutdown() }
+    }
+
     @Test func threeOfFourKeepCommittingAndTheFourthCatchesUp() async throws {
         let cluster = try LocalConsortium(validators: 4)
         defer { cluster.remove() }

@@ -20,7 +20,34 @@ final class LocalHub: Sendable {
         var drops: [(by: ValidatorID, peer: ValidatorID, reason: String)] = []
         /// Messages observed from each sender, for hostile-peer tests that replay or forge them.
         var tap: [(from: ValidatorID, message: WireMessage)] = []
+        /// Percentage of consensus messages lost in transit (a seeded generator decides which).
+        var lossPercent: UInt64 = 0
+        var random = SplitMix(seed: 1)
+        var lost = 0
     }
+
+    /// A small seeded generator (SplitMix64), so that which messages are lost does not depend on the system's.
+    struct SplitMix {
+        var state: UInt64
+        init(seed: UInt64) { state = seed }
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    /// Loses `percent` of consensus messages from now on (seeded with `seed`).
+    func lose(percent: UInt64, seed: UInt64) {
+        state.withLock {
+            $0.lossPercent = percent
+            $0.random = SplitMix(seed: seed)
+        }
+    }
+
+    var lostCount: Int { state.withLock { $0.lost } }
 
     let state = Mutex(State())
     let pumpTasks = Mutex<[Task<Void, Never>]>([])
@@ -100,6 +127,10 @@ final class LocalHub: Sendable {
     func send(_ message: WireMessage, from: ValidatorID, to: ValidatorID, tap: Bool = true) {
         let connected = state.withLock { state in
             if tap { state.tap.append((from, message)) }
+            if case .consensus = message, state.lossPercent > 0, state.random.next() % 100 < state.lossPercent {
+                state.lost += 1
+                return false
+            }
             return state.links.contains(Self.pair(from, to))
         }
         if connected { deliver(.message(from, message), to: to) }
