@@ -202,6 +202,10 @@ extension NodeEngine {
             case .proposal(let signed, _): .proposal(signed)
             case .vote(let signed): .vote(signed)
             }
+            // A message for a later height is kept only by a core that is deciding the next one (it buffers up to
+            // two ahead); otherwise it is not taken, so that its re-gossip is not mistaken for a duplicate.
+            let buffering = runtime.core.phase == .running && runtime.core.height == next
+            guard message.height == next || buffering else { return false }
             guard runtime.seen.count < ConsensusRuntime.seenLimit, consensus?.seen.insert(key).inserted == true else { return false }
             if message.height == next, runtime.core.phase == .idle || runtime.core.height < next {
                 // A peer has started the next height: join it now rather than wait for local work.
@@ -532,8 +536,8 @@ extension NodeEngine {
         consensus?.earliestStartMs = now() &+ consortium.genesis.parameters.blockIntervalMs
         consensus?.link.broadcast(.status(PeerStatus(height: store.height, lastBlockHash: store.lastBlockHash)))
         if let core = consensus?.core, core.phase == .running, core.height <= store.height {
-            // Block sync overtook the height the core was deciding: retire it at once, so that its timers and
-            // votes stop, by starting the next height.
+            // Block sync overtook the height the core was deciding: move it to the next height at once, so that
+            // its stale timers and votes stop and what it buffered for the next height is used.
             startHeight(store.height + 1)
         } else {
             maybeStartNextHeight()
