@@ -21,18 +21,7 @@ struct ConsensusNodeTests {
         _ = try await engines[1].admit(Array(transactions[..<20]))
         _ = try await engines[2].admit(Array(transactions[20...]))
         // Every transaction ends up committed on every node.
-        for engine in engines {
-            for transaction in transactions {
-                let id = transaction.id(cluster.consortium.suite)
-                try await within(20, "\(engine.validatorID) to commit \(id)") {
-                    while true {
-                        try Task.checkCancellation()
-                        if case .committed = await engine.stateOf(id) { return }
-                        await engine.waitUntilHeight(await engine.height + 1)
-                    }
-                }
-            }
-        }
+        try await expectCommitted(transactions, on: engines, seconds: 20)
         let height = await engines[0].height
         try await expectAgreement(engines, atLeast: height)
         for engine in engines {
@@ -57,18 +46,7 @@ struct ConsensusNodeTests {
         for (index, chunk) in stride(from: 0, to: 30, by: 10).enumerated() {
             _ = try await engines[index].admit(Array(transactions[chunk..<(chunk + 10)]))
         }
-        for engine in engines {
-            for transaction in transactions {
-                let id = transaction.id(cluster.consortium.suite)
-                try await within(60, "\(engine.validatorID) to commit \(id)") {
-                    while true {
-                        try Task.checkCancellation()
-                        if case .committed = await engine.stateOf(id) { return }
-                        await engine.waitUntilHeight(await engine.height + 1)
-                    }
-                }
-            }
-        }
+        try await expectCommitted(transactions, on: engines, seconds: 60)
         #expect(hub.lostCount > 0)
         let height = await engines[0].height
         try await expectAgreement(engines, atLeast: height)

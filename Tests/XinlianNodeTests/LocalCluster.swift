@@ -259,3 +259,19 @@ func expectAgreement(_ engines: [NodeEngine], atLeast height: UInt64, seconds: D
     }
     #expect(hashes.count == 1, "nodes disagree at height \(height)")
 }
+
+/// Waits until every transaction is committed on every engine (each wait bounded by `seconds`).
+func expectCommitted(_ transactions: [Transaction], on engines: [NodeEngine], seconds: Double) async throws {
+    for engine in engines {
+        for transaction in transactions {
+            let id = transaction.id(engine.consortium.suite)
+            try await within(seconds, "\(engine.validatorID) to commit \(id)") {
+                while true {
+                    try Task.checkCancellation()
+                    if case .committed = await engine.stateOf(id) { return }
+                    await engine.waitUntilHeight(await engine.height + 1)
+                }
+            }
+        }
+    }
+}
