@@ -66,7 +66,7 @@ struct ConsensusRuntime {
     /// Sync requests one peer may have served per second.
     static let syncServesPerSecond = 50
     /// How often a stalled height re-sends what it holds to every peer (messages lost on a live link).
-    static let regossipMs: UInt64 = 2_000
+    static let regossipMs: UInt64 = 1_000
     /// Prepared states kept per height; beyond it only the locked and valid blocks' are kept.
     static let preparedLimit = 16
     /// Journal bytes kept for the peers' messages of one height; own messages are always written.
@@ -266,9 +266,12 @@ extension NodeEngine {
         guard let runtime = consensus, runtime.halted == nil, runtime.core.phase == .running,
             runtime.core.height == height
         else { return }
-        // Only when the round has not moved since the last tick: a progressing height needs no help.
-        if runtime.core.round == round {
-            for message in heldForGossip() { runtime.link.broadcast(.consensus(message)) }
+        // Votes (small) every tick while the height is undecided; proposals, which carry blocks, only when the
+        // round has not moved since the last tick.
+        let stalled = runtime.core.round == round
+        for message in heldForGossip() {
+            if case .proposal = message, !stalled { continue }
+            runtime.link.broadcast(.consensus(message))
         }
         regossipTick(height: height, round: runtime.core.round)
     }
@@ -639,29 +642,14 @@ extension NodeEngine {
         requestSyncIfBehind()
     }
 
-    /// The height block sync aims for: the highest that more than a third of the voting power (this node
-    /// included, at its own height) claims to have reached, so that at least one honest validator claims it.
-    /// A single peer lying about its height cannot make the node chase it.
-    private func syncTarget(_ runtime: ConsensusRuntime) -> UInt64 {
-        let validators = consortium.validators
-        var claims: [(height: UInt64, power: UInt64)] = [(store.height, validators.member(validatorID)?.power ?? 0)]
-        for (peer, height) in runtime.peerHeights where connectedPeers.contains(peer) {
-            claims.append((height, validators.member(peer)?.power ?? 0))
-        }
-        var power: UInt64 = 0
-        for claim in claims.sorted(by: { $0.height > $1.height }) {
-            power += claim.power
-            if power * 3 > validators.totalPower { return claim.height }
-        }
-        return store.height
-    }
-
+    /// Asks a peer that claims a height above ours for the blocks we lack. Of those peers, the one with the
+    /// lowest claim is asked (an honest peer is usually just ahead; a peer inflating its height is then asked
+    /// only when nobody else is ahead). A block with its certificate proves itself, so one honest peer is
+    /// enough; a peer that claims heights it cannot serve, or serves a forged block, is disconnected.
     private func requestSyncIfBehind() {
         guard var runtime = consensus, runtime.halted == nil, runtime.sync == nil else { return }
         let ours = store.height
-        let target = syncTarget(runtime)
-        guard target > ours,
-            let (peer, _) = runtime.peerHeights.filter({ $0.value >= target && connectedPeers.contains($0.key) })
+        guard let (peer, target) = runtime.peerHeights.filter({ $0.value > ours && connectedPeers.contains($0.key) })
                 .min(by: { $0.value < $1.value || ($0.value == $1.value && $0.key < $1.key) })
         else { return }
         runtime.syncSerial += 1
@@ -669,8 +657,8 @@ extension NodeEngine {
         runtime.sync = ConsensusRuntime.SyncRequest(peer: peer, fromHeight: ours + 1, serial: serial)
         consensus = runtime
         let count = UInt32(min(UInt64(WireLimits.syncBlocksPerRequest), target - ours))
-        logger.info("behind the consortium: requesting blocks", metadata: [
-            "peer": "\(peer)", "from": "\(ours + 1)", "count": "\(count)", "target": "\(target)",
+        logger.info("behind a peer: requesting blocks", metadata: [
+            "peer": "\(peer)", "from": "\(ours + 1)", "count": "\(count)", "peerHeight": "\(target)",
         ])
         runtime.link.send(.syncRequest(fromHeight: ours + 1, count: count), to: peer)
         schedule(afterMs: ConsensusRuntime.syncTimeoutMs) { engine in await engine.syncTimedOut(serial: serial) }

@@ -46,7 +46,13 @@ struct ConsensusNodeTests {
         for (index, chunk) in stride(from: 0, to: 30, by: 10).enumerated() {
             _ = try await engines[index].admit(Array(transactions[chunk..<(chunk + 10)]))
         }
-        try await expectCommitted(transactions, on: engines, seconds: 60)
+        do { try await expectCommitted(transactions, on: engines, seconds: 60) } catch {
+            for engine in engines {
+                let status = await engine.status()
+                print("stalled: \(engine.validatorID) h=\(status.height) mempool=\(status.mempoolSize) c=\(String(describing: status.consensus))")
+            }
+            throw error
+        }
         #expect(hub.lostCount > 0)
         let height = await engines[0].height
         try await expectAgreement(engines, atLeast: height)
