@@ -1,115 +1,142 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// The consensus write-ahead journal: one append-only file of CRC-framed records for the height being decided.
 ///
-/// Frame: `u32 length`, `u32 CRC-32C of (length ‖ payload)`, payload (the same framing as block-log records).
-/// Records written with `sync: false` reach the disk with the next synced one; the node syncs before it signs,
-/// so everything that led to a signature is durable before the signature exists. On open, a damaged or
-/// partial last frame (a crash mid-write) is cut off; the records before it are returned.
+/// Frame: `u32 length`, `u32 CRC-32C of (length ‖ payload)`, payload — the block log's framing
+/// (``SegmentLayout/frame(_:)``). Records written with `sync: false` reach the disk with the next synced one; the
+/// node syncs before it signs, so everything that led to a signature is durable before the signature exists.
+///
+/// A write that fails leaves no partial frame behind: every frame is written at the end of the last good one
+/// (`pwrite` at ``sizeBytes``), and a failed write is truncated back to it. Were that truncation to fail too, the
+/// journal refuses every later append (``StorageError/poisoned(reason:)``), so nothing is ever written after a
+/// damaged frame — a reopen, which cuts the file at the first bad frame, would otherwise lose it. On open, a
+/// damaged or partial last frame (a crash mid-write) is cut off; the records before it are returned.
 public final class ConsensusJournal {
     public let path: String
     /// Refuses to grow past this many bytes; callers stop journalling peers' messages past it.
     public let byteLimit: Int
-    private var fd: Int32
+    private var file: PosixFile?
     public private(set) var sizeBytes: Int
+    /// Set when a failed write could not be undone: the journal takes nothing more until reopened.
+    public private(set) var poisoned: String?
+    /// Tests only: the next append writes this many bytes of its frame and then fails, as a full disk would.
+    var injectedPartialWriteBytes: Int?
+    /// Tests only: undoing a failed write fails too.
+    var injectedTruncateFailure = false
+
+    static let fileMode: mode_t = 0o600
 
     /// Opens (creating if needed) the journal and returns it with the intact records it holds.
     public static func open(path: String, byteLimit: Int = 256 * 1024 * 1024,
                             recordLimit: Int) throws -> (ConsensusJournal, [[UInt8]]) {
         let created = !FileManager.default.fileExists(atPath: path)
-        let existing = FileManager.default.contents(atPath: path).map { [UInt8]($0) } ?? []
-        var records: [[UInt8]] = []
-        var offset = 0
-        while existing.count - offset >= 8 {
-            let length = Int(existing[offset]) << 24 | Int(existing[offset + 1]) << 16
-                | Int(existing[offset + 2]) << 8 | Int(existing[offset + 3])
-            let stored = UInt32(existing[offset + 4]) << 24 | UInt32(existing[offset + 5]) << 16
-                | UInt32(existing[offset + 6]) << 8 | UInt32(existing[offset + 7])
-            guard length <= recordLimit, existing.count - offset - 8 >= length else { break }
-            let payload = Array(existing[(offset + 8)..<(offset + 8 + length)])
-            guard CRC32C.checksum(Array(existing[offset..<(offset + 4)]) + payload) == stored else { break }
-            records.append(payload)
-            offset += 8 + length
-        }
-        let descriptor = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { throw StorageError.io(file: path, reason: "open failed: errno \(errno)") }
-        if offset != existing.count {
-            guard ftruncate(descriptor, off_t(offset)) == 0, fsync(descriptor) == 0 else {
-                Glibc.close(descriptor)
-                throw StorageError.io(file: path, reason: "truncating a torn journal tail failed: errno \(errno)")
+        let file = try PosixFile.open(path, flags: O_RDWR | O_CREAT, mode: fileMode)
+        do {
+            let size = try file.size()
+            guard size <= UInt64(Int.max) else { throw StorageError.corrupt(file: path, offset: 0, reason: "journal too large") }
+            let existing = try file.read(count: Int(size), at: 0)
+            let (records, end) = scan(existing, recordLimit: recordLimit)
+            if end != existing.count {
+                try file.truncate(to: UInt64(end))
+                try file.sync()
             }
-        }
-        if created {
-            // The new file's directory entry must be durable too, or a crash could lose the whole journal.
-            do { try SignerState.syncDirectory(of: path) } catch {
-                Glibc.close(descriptor)
-                throw error
+            if created {
+                // The new file's directory entry must be durable too, or a crash could lose the whole journal.
+                try SignerState.syncDirectory(of: path)
             }
+            return (ConsensusJournal(path: path, file: file, size: end, byteLimit: byteLimit), records)
+        } catch {
+            file.close()
+            throw error
         }
-        guard lseek(descriptor, off_t(offset), SEEK_SET) >= 0 else {
-            Glibc.close(descriptor)
-            throw StorageError.io(file: path, reason: "seek failed: errno \(errno)")
-        }
-        return (ConsensusJournal(path: path, fd: descriptor, size: offset, byteLimit: byteLimit), records)
     }
 
-    private init(path: String, fd: Int32, size: Int, byteLimit: Int) {
+    /// The intact records at the start of `bytes`, and where they end.
+    static func scan(_ bytes: [UInt8], recordLimit: Int) -> (records: [[UInt8]], end: Int) {
+        var records: [[UInt8]] = []
+        var offset = 0
+        let header = SegmentLayout.frameHeaderSize
+        while bytes.count - offset >= header {
+            let length = bytes.bigEndian(UInt32.self, at: offset)
+            let stored = bytes.bigEndian(UInt32.self, at: offset + SegmentLayout.checksumFieldOffset)
+            guard UInt64(length) <= UInt64(max(recordLimit, 0)), bytes.count - offset - header >= Int(length) else { break }
+            let payload = Array(bytes[(offset + header)..<(offset + header + Int(length))])
+            guard SegmentLayout.frameChecksum(length: length, payload: payload) == stored else { break }
+            records.append(payload)
+            offset += header + Int(length)
+        }
+        return (records, offset)
+    }
+
+    private init(path: String, file: PosixFile, size: Int, byteLimit: Int) {
         self.path = path
-        self.fd = fd
+        self.file = file
         self.sizeBytes = size
         self.byteLimit = byteLimit
     }
 
     /// Whether `count` more payload bytes fit under the limit.
-    public func hasRoom(for count: Int) -> Bool { sizeBytes + 8 + count <= byteLimit }
+    public func hasRoom(for count: Int) -> Bool { sizeBytes + SegmentLayout.frameHeaderSize + count <= byteLimit }
 
-    /// Appends one record; with `sync` it (and all before it) is on disk when this returns.
+    /// Appends one record; with `sync` it (and all before it) is on disk when this returns. On failure the file
+    /// ends where it ended before the call.
     public func append(_ payload: [UInt8], sync: Bool) throws {
+        guard let file else { throw StorageError.closed }
+        if let poisoned { throw StorageError.poisoned(reason: poisoned) }
         guard hasRoom(for: payload.count) else {
             throw StorageError.invalidArgument("consensus journal is full (\(byteLimit) bytes)")
         }
-        let length = UInt32(payload.count)
-        let lengthBytes: [UInt8] = [UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF),
-                                    UInt8(length & 0xFF)]
-        let crc = CRC32C.checksum(lengthBytes + payload)
-        let frame = lengthBytes + [UInt8(crc >> 24), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc & 0xFF)]
-            + payload
-        try writeAll(frame)
+        let frame = SegmentLayout.frame(payload)
+        do {
+            if let partial = injectedPartialWriteBytes {
+                injectedPartialWriteBytes = nil
+                try file.write(Array(frame.prefix(partial)), at: UInt64(sizeBytes))
+                throw StorageError.io(file: path, reason: "pwrite failed: injected fault")
+            }
+            try file.write(frame, at: UInt64(sizeBytes))
+        } catch {
+            undoPartialWrite(file, after: error)
+            throw error
+        }
         sizeBytes += frame.count
         if sync { try self.sync() }
     }
 
-    public func sync() throws {
-        guard fsync(fd) == 0 else { throw StorageError.io(file: path, reason: "fsync failed: errno \(errno)") }
+    /// Cuts whatever a failed write left past the last good frame; if even that fails, refuses all further writes.
+    private func undoPartialWrite(_ file: PosixFile, after error: any Error) {
+        do {
+            if injectedTruncateFailure { throw StorageError.io(file: path, reason: "ftruncate failed: injected fault") }
+            try file.truncate(to: UInt64(sizeBytes))
+        } catch {
+            poisoned = "a failed journal write could not be undone (\(error))"
+        }
     }
 
-    /// Empties the journal durably (a new height begins).
+    public func sync() throws {
+        guard let file else { throw StorageError.closed }
+        try file.sync()
+    }
+
+    /// Empties the journal durably (a new height begins). A poisoned journal stays poisoned: its file may hold a
+    /// partial frame that only a reopen cuts.
     public func reset() throws {
-        guard ftruncate(fd, 0) == 0, lseek(fd, 0, SEEK_SET) >= 0, fsync(fd) == 0 else {
-            throw StorageError.io(file: path, reason: "truncate failed: errno \(errno)")
-        }
+        guard let file else { throw StorageError.closed }
+        if let poisoned { throw StorageError.poisoned(reason: poisoned) }
+        try file.truncate(to: 0)
+        try file.sync()
         sizeBytes = 0
     }
 
     public func close() {
-        if fd >= 0 { Glibc.close(fd) }
-        fd = -1
+        file?.close()
+        file = nil
     }
 
     deinit { close() }
-
-    private func writeAll(_ bytes: [UInt8]) throws {
-        var written = 0
-        while written < bytes.count {
-            let n = bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw StorageError.io(file: path, reason: "write failed: errno \(errno)")
-            }
-            written += n
-        }
-    }
 }

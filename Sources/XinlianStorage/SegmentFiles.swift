@@ -92,9 +92,9 @@ struct PosixFile {
     let descriptor: Int32
     let path: String
 
-    static func open(_ path: String, flags: Int32) throws(StorageError) -> PosixFile {
+    static func open(_ path: String, flags: Int32, mode: mode_t = SegmentLayout.fileMode) throws(StorageError) -> PosixFile {
         while true {
-            let descriptor = systemOpen(path, flags | O_CLOEXEC, SegmentLayout.fileMode)
+            let descriptor = systemOpen(path, flags | O_CLOEXEC, mode)
             if descriptor >= 0 { return PosixFile(descriptor: descriptor, path: path) }
             if errno != EINTR { throw .system("open", path: path, errno: errno) }
         }
