@@ -263,4 +263,10 @@ public struct ValidatorSet: Sendable, Hashable {
 
     /// True when `power` is more than two thirds of the total.
     public func isQuorum(_ power: UInt64) -> Bool { power * 3 > totalPower * 2 }
+    /// More than a third of the power: at least one honest validator among them, when fewer than a third are faulty.
+    public func exceedsOneThird(_ power: UInt64) -> Bool { power * 3 > totalPower }
+    /// The summed power of `ids` (each counted once; ids outside the set count nothing).
+    public func power(of ids: some Sequence<ValidatorID>) -> UInt64 {
+        Set(ids).reduce(0) { $0 + (member($1)?.power ?? 0) }
+    }
 }

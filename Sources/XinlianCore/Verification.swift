@@ -20,6 +20,26 @@ public struct VerificationError: Error, Sendable, Equatable, CustomStringConvert
 
 /// The rules a transaction must satisfy to enter a block, independent of the credit model.
 public enum TransactionRules {
+    /// How far a transaction's claimed time may be ahead of the clock it is judged by: the node's clock while it
+    /// is pending (API, gossip, a proposal), its block's time once certified (block sync, replay, audit).
+    public static let clockSkewLimitMs: UInt64 = 5 * 60 * 1000
+
+    /// The latest transaction time acceptable against a clock reading of `clockMs` (saturating, never trapping).
+    public static func latestTimeMs(clockMs: UInt64) -> UInt64 {
+        let (latest, overflow) = clockMs.addingReportingOverflow(clockSkewLimitMs)
+        return overflow ? .max : latest
+    }
+
+    /// The transaction's time is at most ``clockSkewLimitMs`` past `clockMs`.
+    public static func checkTime(_ transaction: Transaction, clockMs: UInt64, clock: String = "the node's clock",
+                                 index: Int? = nil) throws(VerificationError) {
+        guard transaction.body.timeMs <= latestTimeMs(clockMs: clockMs) else {
+            throw VerificationError(code: "time_in_future",
+                                    message: "transaction time \(transaction.body.timeMs) is more than \(clockSkewLimitMs / 1000) s ahead of \(clock)",
+                                    transactionIndex: index)
+        }
+    }
+
     public static func check(_ transaction: Transaction, consortium: Consortium, index: Int? = nil) throws(VerificationError) {
         let body = transaction.body
         guard body.chainID == consortium.chainID else {
@@ -62,14 +82,17 @@ public enum BlockVerifier {
     /// Everything about `record` except transaction signatures (see `checkSignatures`), given the hash of the
     /// block before it (the genesis hash for height 1).
     public static func checkStructure(_ record: CommittedBlock, height: UInt64, previousHash: Hash32,
-                                      consortium: Consortium) throws(VerificationError) {
-        try checkBlock(record.block, height: height, previousHash: previousHash, consortium: consortium)
+                                      previousTimeMs: UInt64? = nil, consortium: Consortium) throws(VerificationError) {
+        try checkBlock(record.block, height: height, previousHash: previousHash, previousTimeMs: previousTimeMs,
+                       consortium: consortium)
         try checkCertificate(record.certificate, header: record.block.header, consortium: consortium)
     }
 
     /// The block's header and transaction list, without a certificate: what a validator checks in a proposal
-    /// (before it has one) and block sync checks before the certificate.
-    public static func checkBlock(_ block: Block, height: UInt64, previousHash: Hash32,
+    /// (before it has one) and block sync checks before the certificate. Genesis's block limits hold for every
+    /// block, whoever proposed it; no transaction is dated more than ``TransactionRules/clockSkewLimitMs`` after
+    /// its block; with `previousTimeMs` (the parent's time), the block is not older than its parent.
+    public static func checkBlock(_ block: Block, height: UInt64, previousHash: Hash32, previousTimeMs: UInt64? = nil,
                                   consortium: Consortium) throws(VerificationError) {
         let header = block.header
         guard header.chainID == consortium.chainID else {
@@ -89,6 +112,13 @@ public enum BlockVerifier {
             throw VerificationError(code: "bad_transaction_count",
                                     message: "header says \(header.transactionCount) transactions, block has \(block.transactions.count)")
         }
+        try checkLimits(block, parameters: consortium.genesis.parameters)
+        if let previousTimeMs, header.timeMs < previousTimeMs {
+            throw VerificationError(code: "bad_time", message: "block time \(header.timeMs) is before its parent's \(previousTimeMs)")
+        }
+        for (index, transaction) in block.transactions.enumerated() {
+            try TransactionRules.checkTime(transaction, clockMs: header.timeMs, clock: "its block's time", index: index)
+        }
         guard consortium.validators.member(header.proposer) != nil else {
             throw VerificationError(code: "unknown_proposer", message: "proposer \(header.proposer) is not a validator")
         }
@@ -96,6 +126,23 @@ public enum BlockVerifier {
         guard root == header.transactionsRoot else {
             throw VerificationError(code: "bad_transactions_root",
                                     message: "transactions root \(header.transactionsRoot) but transactions hash to \(root)")
+        }
+    }
+
+    /// At most `maxBlockTransactions` transactions holding at most `maxBlockBytes` bytes (their canonical
+    /// encodings), as genesis sets them. Counted before anything about the transactions is checked.
+    public static func checkLimits(_ block: Block, parameters: ConsensusParameters) throws(VerificationError) {
+        guard block.transactions.count <= Int(parameters.maxBlockTransactions) else {
+            throw VerificationError(code: "block_too_large",
+                                    message: "\(block.transactions.count) transactions, limit \(parameters.maxBlockTransactions)")
+        }
+        var bytes = 0
+        for transaction in block.transactions {
+            bytes += transaction.canonicalBytes.count
+            guard bytes <= Int(parameters.maxBlockBytes) else {
+                throw VerificationError(code: "block_too_large",
+                                        message: "transactions exceed \(parameters.maxBlockBytes) bytes")
+            }
         }
     }
 

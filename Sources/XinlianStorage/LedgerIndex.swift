@@ -52,7 +52,7 @@ public final class LedgerIndex {
     }
 
     /// Height of the last block applied to the index (0 when empty).
-    public func height() throws -> UInt64 { UInt64(try metaValue("height") ?? 0) }
+    public func height() throws -> UInt64 { UInt64(clamping: try metaValue("height") ?? 0) }
 
     func metaValue(_ key: String) throws -> Int64? {
         let statement = try db.prepare("SELECT value FROM meta WHERE key = ?")
@@ -80,15 +80,15 @@ public final class LedgerIndex {
             try updateEnterprises(record.block.transactions, heads: heads, height: header.height)
             try insertReportLinks(record, suite: suite)
             try insertNodes(nodes)
-            try setMeta("height", Int64(header.height))
+            try setMeta("height", Int64(clamping: header.height))
         }
     }
 
     private func insertBlock(_ header: BlockHeader, suite: CryptoSuite) throws {
         let statement = try db.prepare("INSERT INTO blocks(height, hash, time_ms, tx_count, state_root) VALUES(?, ?, ?, ?, ?)")
         defer { statement.reset() }
-        try statement.bind([.integer(Int64(header.height)), .blob(header.hash(suite).bytes), .integer(Int64(header.timeMs)),
-                            .integer(Int64(header.transactionCount)), .blob(header.stateRoot.bytes)])
+        try statement.bind([.integer(Int64(clamping: header.height)), .blob(header.hash(suite).bytes), .integer(Int64(clamping: header.timeMs)),
+                            .integer(Int64(clamping: header.transactionCount)), .blob(header.stateRoot.bytes)])
         _ = try statement.step()
     }
 
@@ -98,9 +98,9 @@ public final class LedgerIndex {
             """)
         defer { statement.reset() }
         let body = transaction.body
-        try statement.bind([.blob(id.bytes), .integer(Int64(height)), .integer(Int64(position)), .text(body.kind.rawValue),
+        try statement.bind([.blob(id.bytes), .integer(Int64(clamping: height)), .integer(Int64(clamping: position)), .text(body.kind.rawValue),
                             .text(body.reporter.value), body.subject.map { .text($0.code) } ?? .null,
-                            .integer(Int64(body.timeMs))])
+                            .integer(Int64(clamping: body.timeMs))])
         _ = try statement.step()
     }
 
@@ -117,7 +117,7 @@ public final class LedgerIndex {
         for (subject, count) in counts.sorted(by: { $0.key < $1.key }) {
             guard let head = heads[subject] else { continue }
             defer { statement.reset() }
-            try statement.bind([.text(subject.code), .blob(head.bytes), .integer(count), .integer(Int64(height))])
+            try statement.bind([.text(subject.code), .blob(head.bytes), .integer(count), .integer(Int64(clamping: height))])
             _ = try statement.step()
         }
     }
@@ -138,7 +138,7 @@ public final class LedgerIndex {
         defer { statement.reset() }
         try statement.bind([.blob(id.bytes)])
         guard try statement.step() else { return nil }
-        return TransactionLocation(height: UInt64(statement.int64(0)), index: Int(statement.int64(1)))
+        return TransactionLocation(height: UInt64(clamping: statement.int64(0)), index: Int(clamping: statement.int64(1)))
     }
 
     /// The head of an enterprise's transaction chain, nil when it has no records.
@@ -157,7 +157,7 @@ public final class LedgerIndex {
     public func blockHash(at height: UInt64) throws -> Hash32? {
         let statement = try db.prepare("SELECT hash FROM blocks WHERE height = ?")
         defer { statement.reset() }
-        try statement.bind([.integer(Int64(height))])
+        try statement.bind([.integer(Int64(clamping: height))])
         guard try statement.step() else { return nil }
         return Hash32(bytes: statement.blob(0))
     }
@@ -165,13 +165,13 @@ public final class LedgerIndex {
     /// Transactions about `subject`, oldest first.
     public func locations(subject: USCC, limit: Int = 10_000) throws -> [TransactionLocation] {
         try locations("SELECT height, position FROM transactions WHERE subject = ? ORDER BY height, position LIMIT ?",
-                      [.text(subject.code), .integer(Int64(limit))])
+                      [.text(subject.code), .integer(Int64(clamping: limit))])
     }
 
     /// Transactions by `reporter`, oldest first.
     public func locations(reporter: InstitutionID, limit: Int = 10_000) throws -> [TransactionLocation] {
         try locations("SELECT height, position FROM transactions WHERE reporter = ? ORDER BY height, position LIMIT ?",
-                      [.text(reporter.value), .integer(Int64(limit))])
+                      [.text(reporter.value), .integer(Int64(clamping: limit))])
     }
 
     private func locations(_ sql: String, _ values: [SQLiteValue]) throws -> [TransactionLocation] {
@@ -180,7 +180,7 @@ public final class LedgerIndex {
         try statement.bind(values)
         var result: [TransactionLocation] = []
         while try statement.step() {
-            result.append(TransactionLocation(height: UInt64(statement.int64(0)), index: Int(statement.int64(1))))
+            result.append(TransactionLocation(height: UInt64(clamping: statement.int64(0)), index: Int(clamping: statement.int64(1))))
         }
         return result
     }

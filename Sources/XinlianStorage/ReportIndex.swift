@@ -58,7 +58,7 @@ extension LedgerIndex {
 
     /// Heights 1... this one were indexed before the report tables existed (nil: none missing).
     public func reportLinksMissingThrough() throws -> UInt64? {
-        try metaValue(Self.missingThroughKey).map { UInt64($0) }
+        try metaValue(Self.missingThroughKey).map { UInt64(clamping: $0) }
     }
 
     func insertReportLinks(_ record: CommittedBlock, suite: CryptoSuite) throws {
@@ -138,7 +138,7 @@ extension LedgerIndex {
     public func enterprises(after: String, limit: Int) throws -> [USCC] {
         let statement = try db.prepare("SELECT uscc FROM enterprises WHERE uscc > ? ORDER BY uscc LIMIT ?")
         defer { statement.reset() }
-        try statement.bind([.text(after), .integer(Int64(limit))])
+        try statement.bind([.text(after), .integer(Int64(clamping: limit))])
         var result: [USCC] = []
         while try statement.step() {
             guard let uscc = try? USCC(statement.text(0)) else {
@@ -154,7 +154,7 @@ extension LedgerIndex {
         let statement = try db.prepare("SELECT time_ms FROM blocks WHERE height = ?")
         defer { statement.reset() }
         try statement.bind([.integer(Int64(clamping: height))])
-        return try statement.step() ? UInt64(statement.int64(0)) : nil
+        return try statement.step() ? UInt64(clamping: statement.int64(0)) : nil
     }
 
     private func indexed(_ sql: String, _ values: [SQLiteValue]) throws -> [IndexedTransaction] {
@@ -166,8 +166,8 @@ extension LedgerIndex {
             guard let id = Hash32(bytes: statement.blob(0)) else {
                 throw StorageError.corrupt(file: "index.sqlite", offset: 0, reason: "malformed transaction id")
             }
-            result.append(IndexedTransaction(id: id, location: TransactionLocation(height: UInt64(statement.int64(1)),
-                                                                                   index: Int(statement.int64(2)))))
+            result.append(IndexedTransaction(id: id, location: TransactionLocation(height: UInt64(clamping: statement.int64(1)),
+                                                                                   index: Int(clamping: statement.int64(2)))))
         }
         return result
     }

@@ -22,23 +22,23 @@ struct LedgerFixture {
                                          power: 10, p2pAddress: "127.0.0.1:1", apiAddress: "127.0.0.1:2")]))
     }
 
-    func transactions(height: UInt64, count: Int) throws -> [Transaction] {
+    func transactions(height: UInt64, count: Int, timeMs: UInt64? = nil) throws -> [Transaction] {
         try (0..<count).map { index in
             let subject = try USCC.withCheckCharacter(String(format: "91310000%09d", (Int(height) * 7 + index) % 11))
             let body = TransactionBody(chainID: consortium.chainID, kind: .facilityUpdated, reporter: "bank-a", subject: subject,
-                                       timeMs: 1_764_000_000_000 + height, nonce: height * 1_000 + UInt64(index),
+                                       timeMs: timeMs ?? 1_764_000_000_000 + height, nonce: height * 1_000 + UInt64(index),
                                        payload: Array("{\"balance\":\(index)}".utf8))
             return try Transaction.sign(body, with: bankKey)
         }
     }
 
     /// Appends `blocks` certified blocks to `store`.
-    func grow(_ store: LedgerStore, blocks: Int, transactionsPerBlock: Int = 4) throws {
+    func grow(_ store: LedgerStore, blocks: Int, transactionsPerBlock: Int = 4, timeMs: UInt64? = nil) throws {
         for _ in 0..<blocks {
             let height = store.height + 1
-            let transactions = try self.transactions(height: height, count: transactionsPerBlock)
+            let transactions = try self.transactions(height: height, count: transactionsPerBlock, timeMs: timeMs)
             let prepared = try store.prepareState(transactions)
-            let header = BlockHeader(chainID: consortium.chainID, height: height, timeMs: 1_764_000_000_000 + height,
+            let header = BlockHeader(chainID: consortium.chainID, height: height, timeMs: timeMs ?? 1_764_000_000_000 + height,
                                      previousHash: store.lastBlockHash,
                                      transactionsRoot: Block.transactionsRoot(transactions, suite: consortium.suite),
                                      stateRoot: prepared.stateRoot, validatorSetHash: consortium.validators.hash,
@@ -56,6 +56,28 @@ struct LedgerFixture {
 
 @Suite("Ledger store: log, index, recovery")
 struct LedgerStoreTests {
+    /// Issue 8, attack 1: a certified block whose times do not fit SQLite's signed 64-bit integers trapped the
+    /// index after the block was fsynced, and again on every restart and reindex. Storage of a certified block
+    /// must never fail on its contents.
+    @Test func timesBeyondInt64AreIndexedWithoutTrappingAndSurviveReopenAndReindex() throws {
+        let fixture = try LedgerFixture(suite: .ed25519SHA256)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("xinlian-time-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        do {
+            let store = try LedgerStore(dataDirectory: directory, consortium: fixture.consortium)
+            try fixture.grow(store, blocks: 1)
+            try fixture.grow(store, blocks: 1, timeMs: UInt64.max)
+            #expect(store.height == 2)
+            store.close()
+        }
+        try FileManager.default.removeItem(atPath: directory + "/index.sqlite")
+        let reopened = try LedgerStore(dataDirectory: directory, consortium: fixture.consortium)
+        defer { reopened.close() }
+        #expect(reopened.height == 2)
+        let last = try fixture.transactions(height: 2, count: 1, timeMs: UInt64.max)[0]
+        #expect(try reopened.location(of: last.id(fixture.consortium.suite))?.height == 2)
+    }
+
     @Test(arguments: CryptoSuiteID.allCases)
     func reindexEqualsLiveIndex(_ suite: CryptoSuiteID) throws {
         let fixture = try LedgerFixture(suite: suite)
