@@ -43,7 +43,7 @@ public enum CreditRules {
         }
         if body.kind != .queryRecord { try checkRoles(body.kind, roles: roles, root: root) }
         let statement = try CreditStatement.decode(kind: body.kind, payload: body.payload, today: Day(ms: body.timeMs))
-        if case .queryRecord(let query) = statement { try checkQueryRoles(query, roles: roles) }
+        if case .queryRecord(let query) = statement { try checkQueryRoles(query, reporter: body.reporter, roles: roles) }
         try withoutActuallyEscaping(referenced) { (escapable) throws(CreditError) in
             try checkReferences(statement, lookup: Lookup(transaction: transaction, referenced: escapable), roles: roles)
         }
@@ -60,11 +60,29 @@ public enum CreditRules {
         }
     }
 
-    /// A query record's reporter: any role but auditor, and an auditor for an `audit` query (auditors read, they
-    /// do not report; the record of their query is theirs).
-    static func checkQueryRoles(_ query: QueryRecord, roles: Set<InstitutionRole>) throws(CreditError) {
-        if query.purpose == .audit, roles.contains(.auditor) { return }
-        try checkRoles(.queryRecord, roles: roles, root: TransactionKind.queryRecord.rawValue)
+    /// A query record is the requester's own statement, whoever carries it (the API, gossip, a proposal, a synced
+    /// block): its `institution` is its reporter, `supervision` is asked only by a regulator and `audit` only by an
+    /// auditor, and any other purpose by a role that may read reports (any role but auditor).
+    static func checkQueryRoles(_ query: QueryRecord, reporter: InstitutionID,
+                                roles: Set<InstitutionRole>) throws(CreditError) {
+        let root = TransactionKind.queryRecord.rawValue
+        guard query.institution == reporter else {
+            throw CreditError(code: "query_mismatch", path: "\(root).institution",
+                              rule: "must be the reporter, \(reporter) (a query is recorded by the institution that asked)")
+        }
+        switch query.purpose {
+        case .supervision:
+            guard roles.contains(.regulator) else {
+                throw CreditError(code: "purpose_not_permitted", path: "\(root).purpose",
+                                  rule: "supervision is only for the regulator role")
+            }
+        case .audit:
+            guard roles.contains(.auditor) else {
+                throw CreditError(code: "purpose_not_permitted", path: "\(root).purpose", rule: "audit is only for the auditor role")
+            }
+        default:
+            try checkRoles(.queryRecord, roles: roles, root: root)
+        }
     }
 
     private static func checkReferences(_ statement: CreditStatement, lookup: Lookup,

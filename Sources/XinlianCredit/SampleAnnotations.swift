@@ -130,7 +130,8 @@ extension Story {
             "purpose": .string(purpose), "grantedOn": Self.day(day), "expiresOn": Self.day(day.adding(years: 1)),
             "evidence": .string(Self.placeholder(0xC0_0000 + number)),
         ])
-        emit(.queryRecord, day.adding(days: 2), "icbc-zhejiang", .member, [
+        // The requester records its own query (a query record's institution is its reporter).
+        emit(.queryRecord, day.adding(days: 2), grantee, .member, [
             "institution": .string(grantee.value), "purpose": .string(purpose), "reportHeight": .integer(Int64(nextKey)),
         ], refs: [("consent", grant)])
         guard full || random.chance(20) else { return }

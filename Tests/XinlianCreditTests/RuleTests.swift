@@ -54,7 +54,7 @@ let directRoleCases: [RoleCase] = [
     @Test func queryRecordsComeOnlyFromNodes() throws {
         var ledger = TestLedger()
         let consent = ledger.add(.consentGranted, Examples.payload(.consentGranted), on: Fixture.day("2024-06-01"))
-        let query = Fixture.tx(.queryRecord, Examples.payload(.queryRecord, ["consent": .string(consent.hex)]), reporter: "node-bank")
+        let query = Fixture.tx(.queryRecord, Examples.payload(.queryRecord, ["consent": .string(consent.hex)]), reporter: "bank-a")
         #expect(throws: CreditError(code: "kind_not_submittable", path: "queryRecord", rule: "is written by a node, never through the API")) {
             try CreditRules.check(transaction: query, roles: [.member], referenced: ledger.lookup)
         }
@@ -70,14 +70,40 @@ let directRoleCases: [RoleCase] = [
         }
         let wrongPurpose = Fixture.tx(.queryRecord, Examples.payload(.queryRecord, [
             "consent": .string(consent.hex), "institution": .string("bank-b"), "purpose": .string("guaranteeReview"),
-        ]))
+        ]), reporter: "bank-b")
         #expect(throws: CreditError(code: "invalid_reference", path: "queryRecord.consent", rule: "must name a consent for purpose guaranteeReview")) {
             try CreditRules.check(transaction: wrongPurpose, roles: [.member], referenced: ledger.lookup, origin: .node)
         }
         let late = Fixture.tx(.queryRecord, Examples.payload(.queryRecord, ["consent": .string(consent.hex), "institution": .string("bank-b")]),
-                              on: Fixture.day("2025-06-01"))
+                              reporter: "bank-b", on: Fixture.day("2025-06-01"))
         #expect(throws: CreditError(code: "invalid_reference", path: "queryRecord.consent", rule: "must name an unexpired consent")) {
             try CreditRules.check(transaction: late, roles: [.member], referenced: ledger.lookup, origin: .node)
+        }
+    }
+
+    /// Issue 8, attack 3: a query record is its requester's own statement, whatever carries it (gossip, a
+    /// proposal, a synced block): a member could otherwise record queries in another institution's name, or
+    /// permanent "supervised by the regulator" entries in any report.
+    @Test func queryRecordsAreTheReportersOwnAndSupervisionIsTheRegulators() {
+        let impersonation = Fixture.tx(.queryRecord, Examples.payload(.queryRecord, [
+            "institution": .string("nfra"), "purpose": .string("supervision"), "consent": nil,
+        ]), reporter: "bank-a")
+        #expect(throws: CreditError(code: "query_mismatch", path: "queryRecord.institution",
+                                    rule: "must be the reporter, bank-a (a query is recorded by the institution that asked)")) {
+            try CreditRules.check(transaction: impersonation, roles: [.member], referenced: Self.none, origin: .node)
+        }
+        let supervision = Fixture.tx(.queryRecord, Examples.payload(.queryRecord, [
+            "institution": .string("bank-a"), "purpose": .string("supervision"), "consent": nil,
+        ]), reporter: "bank-a")
+        #expect(throws: CreditError(code: "purpose_not_permitted", path: "queryRecord.purpose",
+                                    rule: "supervision is only for the regulator role")) {
+            try CreditRules.check(transaction: supervision, roles: [.member], referenced: Self.none, origin: .node)
+        }
+        let regulator = Fixture.tx(.queryRecord, Examples.payload(.queryRecord, [
+            "institution": .string("nfra"), "purpose": .string("supervision"), "consent": nil,
+        ]), reporter: "nfra")
+        #expect(throws: Never.self) {
+            try CreditRules.check(transaction: regulator, roles: [.regulator], referenced: Self.none, origin: .node)
         }
     }
 
