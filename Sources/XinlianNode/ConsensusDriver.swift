@@ -34,15 +34,23 @@ struct ConsensusRuntime {
     /// Set when consensus had to stop (a journal write or a commit failed): the node signs nothing more and says
     /// why in status and the log; a restart (after fixing the cause) resumes from the journal.
     var halted: String?
-    /// Proposals and votes already fed at the current and next heights: duplicates are dropped before they
-    /// reach the journal.
-    var seen: Set<SeenMessage> = []
+    /// Proposals and votes taken at the next heights, by slot (height, round, step, signer): at most
+    /// ``messagesPerSlot`` distinct messages each — the first, and one conflicting one, which is the evidence of an
+    /// equivocation. A duplicate, or a third message for a slot, is dropped before the journal. The slots a
+    /// validator can fill are bounded by the heights and rounds ``accepts(_:runtime:)`` lets through.
+    var slots: [Slot: [SeenMessage]] = [:]
+    /// Validators whose messages for a height this node has not started arrived, and the heights whose scheduled
+    /// proposer proposed: an idle node joins a height only on those (see ``joinable(_:)``).
+    var starters: [UInt64: Set<ValidatorID>] = [:]
+    var proposedHeights: Set<UInt64> = []
+    /// Messages for the next height taken before this node joined it; fed (journalled first) when it does.
+    var awaiting: [ConsensusMessage] = []
+    /// Journal bytes of this height spent on peers' proposals (all proposers), and on each validator's votes.
+    var journalProposalBytes = 0
+    var journalVoteBytes: [ValidatorID: Int] = [:]
     /// Sync requests served per peer in the current one-second window.
     var served: [ValidatorID: (windowMs: UInt64, count: Int)] = [:]
-    /// The highest height any peer's proposal or vote was for: a height at or below it has been started by
-    /// someone, so this node joins it even with nothing of its own to decide (messages for it may already sit
-    /// in the core's future buffer, and their senders may be waiting for this node's votes).
-    var peerConsensusHeight: UInt64 = 0
+    let schedule: ProposerSchedule
     /// When the next height may start (the genesis block interval after the last commit).
     var earliestStartMs: UInt64 = 0
     var startWakeScheduled = false
@@ -58,19 +66,74 @@ struct ConsensusRuntime {
     enum SeenMessage: Hashable {
         case proposal(SignedProposal)
         case vote(SignedVote)
+
+        init(_ message: ConsensusMessage) {
+            switch message {
+            case .proposal(let signed, _): self = .proposal(signed)
+            case .vote(let signed): self = .vote(signed)
+            }
+        }
     }
 
+    /// One signer's message of one kind in one round of one height.
+    struct Slot: Hashable {
+        var height: UInt64
+        var round: UInt32
+        /// 0 for a proposal, else the vote kind's raw value.
+        var step: UInt8
+        var signer: ValidatorID
+
+        init(_ message: ConsensusMessage) {
+            switch message {
+            case .proposal(let signed, _):
+                let proposal = signed.proposal
+                self.init(height: proposal.height, round: proposal.round, step: 0, signer: proposal.proposer)
+            case .vote(let signed):
+                let vote = signed.vote
+                self.init(height: vote.height, round: vote.round, step: vote.kind.rawValue, signer: vote.validator)
+            }
+        }
+
+        init(height: UInt64, round: UInt32, step: UInt8, signer: ValidatorID) {
+            self.height = height
+            self.round = round
+            self.step = step
+            self.signer = signer
+        }
+    }
+
+    init(core: ConsensusCore, journal: ConsensusJournal, link: any PeerLink, validators: ValidatorSet) {
+        self.core = core
+        self.journal = journal
+        self.link = link
+        self.schedule = ProposerSchedule(validators)
+    }
+
+    /// Distinct messages kept per slot: the first and one conflicting one (the evidence).
+    static let messagesPerSlot = 2
+
     static let evidenceLimit = 64
-    /// Distinct peer messages remembered per height; beyond it, new ones are dropped (and not journalled).
-    static let seenLimit = 200_000
     /// Sync requests one peer may have served per second.
     static let syncServesPerSecond = 50
     /// How often a stalled height re-sends what it holds to every peer (messages lost on a live link).
     static let regossipMs: UInt64 = 1_000
     /// Prepared states kept per height; beyond it only the locked and valid blocks' are kept.
     static let preparedLimit = 16
-    /// Journal bytes kept for the peers' messages of one height; own messages are always written.
+    /// Journal bytes kept for the peers' proposals of one height (only scheduled proposers', at most
+    /// ``messagesPerSlot`` a round, within genesis's block limits); past it, further proposals are dropped.
     static let journalPeerBytesLimit = 128 * 1024 * 1024
+    /// Journal bytes kept for one validator's votes at one height (about 4,000 rounds of votes): a validator past
+    /// it is not heard at this height; the others are untouched.
+    static let journalVoteBytesPerValidator = 4 * 1024 * 1024
+    /// Journal bytes always left for this node's own entries (its blocks, votes, timeouts and validations).
+    static let journalOwnBytesReserve = 64 * 1024 * 1024
+    /// Pending transactions re-sent per tick while a height stalls (a peer that missed them may be idle).
+    static let regossipTransactionsLimit = 256
+
+    /// The journal's hard size: every budget above, so that peers can never crowd out the node's own entries.
+    static func journalByteLimit(validators: Int) -> Int {
+        journalPeerBytesLimit + validators * journalVoteBytesPerValidator + journalOwnBytesReserve
+    }
     /// How long a sync request may go unanswered before another peer is asked.
     static let syncTimeoutMs: UInt64 = 10_000
     /// How long a height may stay undecided before the node warns, and again every such interval.
@@ -99,9 +162,10 @@ extension NodeEngine {
         let configuration = ConsensusConfiguration(chainID: consortium.chainID, suite: consortium.suite,
                                                    localValidator: validatorID, timeouts: timeouts)
         let (journal, records) = try ConsensusJournal.open(path: dataDirectory + "/consensus.journal",
-                                                           byteLimit: ConsensusRuntime.journalPeerBytesLimit + 64 * 1024 * 1024,
+                                                           byteLimit: ConsensusRuntime.journalByteLimit(validators: consortium.validators.members.count),
                                                            recordLimit: JournalEntry.limit)
-        consensus = ConsensusRuntime(core: ConsensusCore(configuration: configuration), journal: journal, link: link)
+        consensus = ConsensusRuntime(core: ConsensusCore(configuration: configuration), journal: journal, link: link,
+                                     validators: consortium.validators)
         let next = store.height + 1
         var entries: [JournalEntry] = []
         for (index, bytes) in records.enumerated() {
@@ -139,6 +203,14 @@ extension NodeEngine {
                 pending.removeAll { if case .validateBlock(let block) = $0 { block.header.hash(consortium.suite) == hash } else { false } }
             case .signed(let message):
                 pending.removeAll { if case .sign(let request) = $0 { request.matches(message) } else { false } }
+            case .proposal(let signed, let block):
+                // Peers' messages count against their budgets again, so a restart neither forgets them (and takes
+                // duplicates) nor lets a peer that had spent its budget start afresh.
+                runtime.take(.proposal(signed, block))
+                runtime.spend(.proposal(signed, block), bytes: entry.canonicalBytes.count)
+            case .vote(let signed):
+                runtime.take(.vote(signed))
+                runtime.spend(.vote(signed), bytes: entry.canonicalBytes.count)
             default:
                 break
             }
@@ -193,35 +265,49 @@ extension NodeEngine {
         case .transactions(let transactions):
             admitGossiped(transactions)
         case .consensus(let message):
-            guard let runtime = consensus, accepts(message, runtime: runtime) else { return false }
-            let next = store.height + 1
-            if message.height <= next + ConsensusCore.futureHeightsLimit {
-                consensus?.peerConsensusHeight = max(runtime.peerConsensusHeight, message.height)
-            }
-            let key: ConsensusRuntime.SeenMessage = switch message {
-            case .proposal(let signed, _): .proposal(signed)
-            case .vote(let signed): .vote(signed)
-            }
-            // A message for a later height is kept only by a core that is deciding the next one (it buffers up to
-            // two ahead); otherwise it is not taken, so that its re-gossip is not mistaken for a duplicate.
-            let buffering = runtime.core.phase == .running && runtime.core.height == next
-            guard message.height == next || buffering else { return false }
-            guard runtime.seen.count < ConsensusRuntime.seenLimit, consensus?.seen.insert(key).inserted == true else { return false }
-            if message.height == next, runtime.core.phase == .idle || runtime.core.height < next {
-                // A peer has started the next height: join it now rather than wait for local work.
-                startHeight(next)
-            }
-            switch message {
-            case .proposal(let signed, let block): feed(.proposal(signed, block), journalSync: false, fromPeer: true)
-            case .vote(let signed): feed(.vote(signed), journalSync: false, fromPeer: true)
-            }
-            return true
+            return receive(message, from: peer)
         case .syncRequest(let fromHeight, let count):
             serveSync(fromHeight: fromHeight, count: count, to: peer)
         case .syncResponse(let fromHeight, let blocks):
             applySync(fromHeight: fromHeight, blocks: blocks, from: peer)
         }
         return false
+    }
+
+    /// A peer's proposal or vote, whose signature the pump checked. In order, before anything is kept: the height
+    /// and round must be usable, a proposal must come from the scheduled proposer and respect genesis's block
+    /// limits (or the peer is dropped), and its slot must have room (one message per signer, height, round and
+    /// step, plus one conflicting one as evidence). Then it is fed to the core (journalled first), or held until
+    /// this node joins its height.
+    private func receive(_ message: ConsensusMessage, from peer: ValidatorID) -> Bool {
+        guard let runtime = consensus, accepts(message, runtime: runtime) else { return false }
+        let next = store.height + 1
+        let running = runtime.core.phase == .running && runtime.core.height == next
+        // A message for a later height is kept only by a core that is deciding the next one (it buffers up to
+        // two ahead); otherwise it is not taken, so that its re-gossip is not mistaken for a duplicate.
+        guard message.height == next || running else { return false }
+        if case .proposal(let signed, let block) = message {
+            let proposal = signed.proposal
+            guard proposal.proposer == runtime.schedule.proposer(height: proposal.height, round: proposal.round) else {
+                drop(peer, reason: "proposal of \(proposal.proposer) at height \(proposal.height) round \(proposal.round), which it is not scheduled to propose")
+                return false
+            }
+            do { try BlockVerifier.checkLimits(block, parameters: consortium.genesis.parameters) } catch {
+                drop(peer, reason: "proposal at height \(proposal.height) round \(proposal.round): \(error)")
+                return false
+            }
+        }
+        guard consensus?.hasRoom(for: message) == true else { return false }
+        consensus?.take(message)
+        consensus?.noteStarter(message)
+        guard running || message.height > next else {
+            // Not yet deciding the next height: keep the message (its slot is taken) until this node joins.
+            consensus?.awaiting.append(message)
+            if consensus?.joinable(next, validators: consortium.validators) == true { startHeight(next) }
+            return true
+        }
+        feed(ConsensusEvent(message), journalSync: false, fromPeer: true)
+        return true
     }
 
     /// Whether a peer's proposal or vote can matter: for the next height (or the two after, which the core
@@ -273,6 +359,13 @@ extension NodeEngine {
             if case .proposal = message, !stalled { continue }
             runtime.link.broadcast(.consensus(message))
         }
+        if stalled {
+            // Peers join a height only on its scheduled proposer's proposal or on more than a third of the power;
+            // one that missed the pending transactions (a link that was down) gets them again and joins on its own.
+            let pending = mempool.batch(maxCount: ConsensusRuntime.regossipTransactionsLimit,
+                                        maxBytes: Int(consortium.genesis.parameters.maxBlockBytes))
+            relay(pending.map(\.transaction), over: runtime.link)
+        }
         regossipTick(height: height, round: runtime.core.round)
     }
 
@@ -306,16 +399,17 @@ extension NodeEngine {
             return true
         }
         let bytes = entry.canonicalBytes
-        if fromPeer && runtime.journal.sizeBytes + bytes.count > ConsensusRuntime.journalPeerBytesLimit {
+        if fromPeer, let message = ConsensusMessage(event), !runtime.withinBudget(message, bytes: bytes.count) {
             if !runtime.journalFullLogged {
-                logger.warning("consensus journal full for this height: further peers' messages are dropped",
-                               metadata: ["height": "\(runtime.core.height)"])
+                logger.warning("consensus journal budget spent for this height: further such messages are dropped",
+                               metadata: ["height": "\(runtime.core.height)", "signer": "\(ConsensusRuntime.Slot(message).signer)"])
                 runtime.journalFullLogged = true
             }
             return false
         }
         do {
             try runtime.journal.append(bytes, sync: sync)
+            if fromPeer, let message = ConsensusMessage(event) { runtime.spend(message, bytes: bytes.count) }
             return true
         } catch {
             if fromPeer {
@@ -428,12 +522,9 @@ extension NodeEngine {
     private func validate(_ block: Block, hash: Hash32) -> Bool {
         do {
             try BlockVerifier.checkBlock(block, height: store.height + 1, previousHash: store.lastBlockHash,
+                                         previousTimeMs: store.lastHeader?.timeMs ?? consortium.genesis.genesisTimeMs,
                                          consortium: consortium)
             let header = block.header
-            let previousTime = store.lastHeader?.timeMs ?? consortium.genesis.genesisTimeMs
-            guard header.timeMs >= previousTime else {
-                throw VerificationError(code: "bad_time", message: "block time is before its parent's")
-            }
             let (latest, overflow) = now().addingReportingOverflow(Self.clockSkewLimitMs)
             guard overflow || header.timeMs <= latest else {
                 throw VerificationError(code: "time_in_future", message: "block time is ahead of this node's clock")
@@ -523,15 +614,7 @@ extension NodeEngine {
     private func afterCommit() {
         guard consensus != nil else { return }
         consensus?.prepared = [:]
-        consensus?.journalFullLogged = false
-        let committed = store.height
-        let stillUseful: Set<ConsensusRuntime.SeenMessage> = consensus?.seen.filter {
-            switch $0 {
-            case .proposal(let signed): signed.proposal.height > committed
-            case .vote(let signed): signed.vote.height > committed
-            }
-        } ?? []
-        consensus?.seen = stillUseful
+        consensus?.pruneCommitted(through: store.height)
         do { try consensus?.journal.reset() } catch {
             logger.error("resetting the consensus journal failed", metadata: ["error": "\(error)"])
         }
@@ -558,7 +641,7 @@ extension NodeEngine {
         guard runtime.core.phase == .idle || runtime.core.height < next else { return }
         let heartbeat = consortium.genesis.parameters.heartbeatIntervalMs
         let heartbeatDue = heartbeat > 0 && now() >= lastBlockProducedMs &+ heartbeat
-        guard mempool.count > 0 || heartbeatDue || runtime.peerConsensusHeight >= next else {
+        guard mempool.count > 0 || heartbeatDue || runtime.joinable(next, validators: consortium.validators) else {
             if heartbeat > 0 { scheduleStartWake(afterMs: heartbeat) }
             return
         }
@@ -591,13 +674,12 @@ extension NodeEngine {
         }
         // Messages the core buffered for this height go through the journal like any other peer message.
         let buffered = consensus?.core.takeBuffered(height: height) ?? []
+        let awaiting = consensus?.awaiting.filter { $0.height == height } ?? []
+        consensus?.awaiting = []
         feed(.start(height: height, validators: consortium.validators, previousBlockHash: store.lastBlockHash),
              journalSync: false, fromPeer: false)
-        for message in buffered {
-            switch message {
-            case .proposal(let signed, let block): feed(.proposal(signed, block), journalSync: false, fromPeer: true)
-            case .vote(let signed): feed(.vote(signed), journalSync: false, fromPeer: true)
-            }
+        for message in buffered + awaiting {
+            feed(ConsensusEvent(message), journalSync: false, fromPeer: true)
         }
         watch(height: height)
         regossipTick(height: height, round: 0)
@@ -724,8 +806,15 @@ extension NodeEngine {
             let height = store.height + 1
             do {
                 try BlockVerifier.checkStructure(record, height: height, previousHash: store.lastBlockHash,
+                                                 previousTimeMs: store.lastHeader?.timeMs ?? consortium.genesis.genesisTimeMs,
                                                  consortium: consortium)
                 try checkTransactions(record.block.transactions)
+                // A certified block meets the same credit rules as a proposal: a quorum that certified a block
+                // breaking them is not followed (the peer is dropped, and this node stays where it is).
+                if let (index, failure) = creditFailures(record.block.transactions).min(by: { $0.key < $1.key }) {
+                    throw VerificationError(code: failure.code, message: "transaction \(index): \(failure.message)",
+                                            transactionIndex: index)
+                }
                 let prepared = try store.prepareState(record.block.transactions)
                 guard prepared.stateRoot == record.block.header.stateRoot else {
                     throw VerificationError(code: "bad_state_root", message: "state root does not match the transactions")
@@ -791,6 +880,82 @@ extension SignRequest {
         case (.proposal(let proposal), .proposal(let signed)): proposal == signed.proposal
         case (.vote(let vote), .vote(let signed)): vote == signed.vote
         default: false
+        }
+    }
+}
+
+extension ConsensusRuntime {
+    /// Whether `message` is new and its slot has room.
+    func hasRoom(for message: ConsensusMessage) -> Bool {
+        let held = slots[Slot(message)] ?? []
+        return held.count < Self.messagesPerSlot && !held.contains(SeenMessage(message))
+    }
+
+    /// Records `message` in its slot (the caller checked ``hasRoom(for:)``, or replays what was journalled).
+    mutating func take(_ message: ConsensusMessage) {
+        let seen = SeenMessage(message)
+        let slot = Slot(message)
+        guard slots[slot]?.contains(seen) != true else { return }
+        slots[slot, default: []].append(seen)
+    }
+
+    /// Whether journalling `bytes` more for `message` stays within its budget at this height.
+    func withinBudget(_ message: ConsensusMessage, bytes: Int) -> Bool {
+        switch message {
+        case .proposal: journalProposalBytes + bytes <= Self.journalPeerBytesLimit
+        case .vote(let signed): journalVoteBytes[signed.vote.validator, default: 0] + bytes <= Self.journalVoteBytesPerValidator
+        }
+    }
+
+    mutating func spend(_ message: ConsensusMessage, bytes: Int) {
+        switch message {
+        case .proposal: journalProposalBytes += bytes
+        case .vote(let signed): journalVoteBytes[signed.vote.validator, default: 0] += bytes
+        }
+    }
+
+    /// Remembers who has started a height, and whether its scheduled proposer proposed.
+    mutating func noteStarter(_ message: ConsensusMessage) {
+        let slot = Slot(message)
+        starters[slot.height, default: []].insert(slot.signer)
+        if case .proposal = message { proposedHeights.insert(slot.height) }
+    }
+
+    /// Whether an idle node joins `height`: on a proposal from its scheduled proposer (checked before it was
+    /// taken), or on messages from more than a third of the voting power — at least one honest validator. One
+    /// Byzantine validator's vote alone cannot make idle nodes decide an empty height.
+    func joinable(_ height: UInt64, validators: ValidatorSet) -> Bool {
+        proposedHeights.contains(height) || validators.exceedsOneThird(validators.power(of: starters[height] ?? []))
+    }
+
+    /// Forgets what concerns heights up to `committed`, and the journal's budgets (the journal was reset).
+    mutating func pruneCommitted(through committed: UInt64) {
+        slots = slots.filter { $0.key.height > committed }
+        starters = starters.filter { $0.key > committed }
+        proposedHeights = proposedHeights.filter { $0 > committed }
+        awaiting = awaiting.filter { $0.height > committed }
+        journalProposalBytes = 0
+        journalVoteBytes = [:]
+        journalFullLogged = false
+    }
+}
+
+extension ConsensusEvent {
+    init(_ message: ConsensusMessage) {
+        switch message {
+        case .proposal(let signed, let block): self = .proposal(signed, block)
+        case .vote(let signed): self = .vote(signed)
+        }
+    }
+}
+
+extension ConsensusMessage {
+    /// The peer message an event carries, if it carries one.
+    init?(_ event: ConsensusEvent) {
+        switch event {
+        case .proposal(let signed, let block): self = .proposal(signed, block)
+        case .vote(let signed): self = .vote(signed)
+        default: return nil
         }
     }
 }

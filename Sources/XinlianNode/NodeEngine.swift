@@ -79,7 +79,7 @@ public actor NodeEngine {
     static let recentRecordsLimit = 8
     nonisolated let now: @Sendable () -> UInt64
     /// How far ahead of this node's clock a reporter's claimed time may be.
-    public static let clockSkewLimitMs: UInt64 = 5 * 60 * 1000
+    public static let clockSkewLimitMs = TransactionRules.clockSkewLimitMs
     /// Distinct committed transactions one submission may reference (each costs a block read).
     public static let committedReferencesLimit = 256
     private let work: AsyncStream<Void>.Continuation
@@ -123,11 +123,7 @@ public actor NodeEngine {
         try TransactionRules.check(transaction, consortium: consortium)
         try TransactionRules.checkSubmission(transaction, consortium: consortium)
         // "Not in the future" rules of the credit model are judged against the transaction's own time.
-        let (latest, overflow) = now().addingReportingOverflow(Self.clockSkewLimitMs)
-        guard overflow || transaction.body.timeMs <= latest else {
-            throw VerificationError(code: "time_in_future",
-                                    message: "transaction time is more than \(Self.clockSkewLimitMs / 1000) s ahead of the node's clock")
-        }
+        try TransactionRules.checkTime(transaction, clockMs: now())
     }
 
     /// Admits an already-checked batch, all or nothing: one transaction refused by the credit model's rules
@@ -156,7 +152,12 @@ public actor NodeEngine {
                 break
             }
             if batch[id] == nil {
-                do { try checkCredit(transaction, batch: batch, committedLookups: &committedLookups, origin: origin) } catch {
+                do {
+                    // Whatever the origin (API, gossip, the node's own query record), a pending transaction is
+                    // judged against this node's clock: nothing dated past it enters the mempool or a block.
+                    try TransactionRules.checkTime(transaction, clockMs: admittedMs)
+                    try checkCredit(transaction, batch: batch, committedLookups: &committedLookups, origin: origin)
+                } catch {
                     results.append(Admission(id: id, state: .rejected(error)))
                     continue
                 }
@@ -190,13 +191,15 @@ public actor NodeEngine {
         guard !entries.isEmpty else { return }
         work.yield()
         guard let link = consensus?.link else { return }
-        if relay {
-            for start in stride(from: 0, to: entries.count, by: WireLimits.transactionsPerFrame) {
-                let chunk = entries[start..<min(start + WireLimits.transactionsPerFrame, entries.count)]
-                link.broadcast(.transactions(chunk.map(\.transaction)))
-            }
-        }
+        if relay { self.relay(entries.map(\.transaction), over: link) }
         maybeStartNextHeight()
+    }
+
+    /// Forwards transactions to every peer, in frames of at most ``WireLimits/transactionsPerFrame``.
+    func relay(_ transactions: [Transaction], over link: any PeerLink) {
+        for start in stride(from: 0, to: transactions.count, by: WireLimits.transactionsPerFrame) {
+            link.broadcast(.transactions(Array(transactions[start..<min(start + WireLimits.transactionsPerFrame, transactions.count)])))
+        }
     }
 
     /// The credit model's rules: payload schema, the reporter's role, and references to earlier statements.
@@ -307,6 +310,7 @@ public actor NodeEngine {
     /// blocks from elsewhere have every signature verified again.
     public func commit(_ record: CommittedBlock, prepared: PreparedState, signaturesChecked: Bool = false) throws {
         try BlockVerifier.checkStructure(record, height: store.height + 1, previousHash: store.lastBlockHash,
+                                         previousTimeMs: store.lastHeader?.timeMs ?? consortium.genesis.genesisTimeMs,
                                          consortium: consortium)
         if !signaturesChecked {
             try BlockVerifier.checkSignatures(record.block.transactions[...], consortium: consortium)

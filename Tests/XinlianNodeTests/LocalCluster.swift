@@ -181,14 +181,14 @@ struct LocalConsortium {
     static let timeouts = TimeoutConfig(proposeMs: 400, proposeDeltaMs: 100, prevoteMs: 200, prevoteDeltaMs: 100,
                                         precommitMs: 200, precommitDeltaMs: 100)
 
-    init(validators count: Int) throws {
+    init(validators count: Int, parameters: ConsensusParameters = .defaults) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("xinlian-bft-\(UUID().uuidString)").path
         let suite = CryptoSuite.ed25519SHA256
         validatorKeys = (0..<count).map { _ in suite.generateSigningKey() }
         institutionKey = suite.generateSigningKey()
         consortium = try Consortium(Genesis(
             chainId: "xinlian-bft-test", cryptoSuite: .ed25519SHA256, genesisTimeMs: 1_764_000_000_000,
-            parameters: .defaults,
+            parameters: parameters,
             institutions: [InstitutionRecord(id: "bank-a", name: "Bank A", roles: [.member],
                                              publicKey: institutionKey.publicKey.bytes.hexString)],
             validators: try validatorKeys.enumerated().map { index, key in
