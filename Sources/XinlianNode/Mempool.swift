@@ -2,9 +2,14 @@ import XinlianCore
 import XinlianCrypto
 
 /// Transactions waiting for a block: deduplicated by id, bounded in count and bytes, first in first out.
+///
+/// Each reporter (institution) may hold at most `1 / reporterShareDivisor` of either bound, so that one member
+/// flooding valid statements — through any node's API or by gossip — leaves room for everyone else.
 public struct Mempool: Sendable {
     public static let defaultTransactionLimit = 50_000
     public static let defaultBytesLimit = 256 * 1024 * 1024
+    /// A reporter's share is a quarter of the mempool by default.
+    public static let defaultReporterShareDivisor = 4
 
     public struct Entry: Sendable {
         public var id: Hash32
@@ -12,18 +17,52 @@ public struct Mempool: Sendable {
         public var sizeBytes: Int
         /// Milliseconds since the Unix epoch when the node admitted it.
         public var admittedMs: UInt64
+
+        public init(id: Hash32, transaction: Transaction, sizeBytes: Int, admittedMs: UInt64) {
+            self.id = id
+            self.transaction = transaction
+            self.sizeBytes = sizeBytes
+            self.admittedMs = admittedMs
+        }
     }
 
     public let transactionLimit: Int
     public let bytesLimit: Int
+    /// Most transactions and bytes one reporter may have waiting.
+    public let reporterTransactionLimit: Int
+    public let reporterBytesLimit: Int
     public private(set) var bytes = 0
+    private var perReporter: [InstitutionID: (count: Int, bytes: Int)] = [:]
     private var entries: [Hash32: Entry] = [:]
     private var order: [Hash32] = []
     private var orderStart = 0
 
-    public init(transactionLimit: Int = defaultTransactionLimit, bytesLimit: Int = defaultBytesLimit) {
+    public init(transactionLimit: Int = defaultTransactionLimit, bytesLimit: Int = defaultBytesLimit,
+                reporterShareDivisor: Int = defaultReporterShareDivisor) {
         self.transactionLimit = transactionLimit
         self.bytesLimit = bytesLimit
+        let divisor = max(1, reporterShareDivisor)
+        reporterTransactionLimit = max(1, transactionLimit / divisor)
+        reporterBytesLimit = max(Limits.transactionBytes, bytesLimit / divisor)
+    }
+
+    /// What `reporter` has waiting.
+    public func held(by reporter: InstitutionID) -> (count: Int, bytes: Int) { perReporter[reporter] ?? (0, 0) }
+
+    /// Why `entries` do not fit (the whole mempool, or one reporter's share of it), or nil when they do.
+    public func refusal(_ entries: [Entry]) -> String? {
+        let total = entries.reduce(0) { $0 + $1.sizeBytes }
+        guard hasRoom(count: entries.count, sizeBytes: total) else { return "the mempool is full; retry later" }
+        var added: [InstitutionID: (count: Int, bytes: Int)] = [:]
+        for entry in entries { added[entry.transaction.body.reporter, default: (0, 0)].count += 1 }
+        for entry in entries { added[entry.transaction.body.reporter, default: (0, 0)].bytes += entry.sizeBytes }
+        for (reporter, more) in added.sorted(by: { $0.key < $1.key }) {
+            let held = held(by: reporter)
+            guard held.count + more.count <= reporterTransactionLimit, held.bytes + more.bytes <= reporterBytesLimit else {
+                return "\(reporter) already has its share of the mempool waiting (\(reporterTransactionLimit) transactions, \(reporterBytesLimit) bytes); retry once some are committed"
+            }
+        }
+        return nil
     }
 
     public var count: Int { entries.count }
@@ -41,6 +80,8 @@ public struct Mempool: Sendable {
         entries[entry.id] = entry
         order.append(entry.id)
         bytes += entry.sizeBytes
+        perReporter[entry.transaction.body.reporter, default: (0, 0)].count += 1
+        perReporter[entry.transaction.body.reporter, default: (0, 0)].bytes += entry.sizeBytes
     }
 
     /// The oldest transactions, up to `maxCount` and `maxBytes`, in admission order.
@@ -59,7 +100,11 @@ public struct Mempool: Sendable {
 
     public mutating func remove(_ ids: some Sequence<Hash32>) {
         for id in ids {
-            if let entry = entries.removeValue(forKey: id) { bytes -= entry.sizeBytes }
+            guard let entry = entries.removeValue(forKey: id) else { continue }
+            bytes -= entry.sizeBytes
+            let reporter = entry.transaction.body.reporter
+            let held = held(by: reporter)
+            perReporter[reporter] = held.count > 1 ? (held.count - 1, held.bytes - entry.sizeBytes) : nil
         }
         while orderStart < order.count, entries[order[orderStart]] == nil { orderStart += 1 }
         if orderStart > 1_024, orderStart * 2 > order.count {

@@ -172,9 +172,9 @@ public actor NodeEngine {
             for (id, error) in refused { recordRejection(id, error) }
             return results
         }
-        guard mempool.hasRoom(count: fresh.count, sizeBytes: fresh.reduce(0) { $0 + $1.sizeBytes }) else {
+        if let refusal = mempool.refusal(fresh) {
             metrics.rejected.increment(by: Int64(transactions.count))
-            throw VerificationError(code: "mempool_full", message: "the mempool is full; retry later")
+            throw VerificationError(code: "mempool_full", message: refusal)
         }
         enqueue(fresh, relay: relay)
         return results
