@@ -1,12 +1,19 @@
 import Foundation
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 import Testing
 
 /// Whether 127.0.0.1:`port` can be bound right now.
 func isFree(_ port: Int) -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    #if canImport(Glibc)
+    let streamSocket = Int32(SOCK_STREAM.rawValue)  // an enum in Glibc
+    #else
+    let streamSocket = SOCK_STREAM  // an Int32 in Darwin
+    #endif
+    let fd = socket(AF_INET, streamSocket, 0)
     defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
