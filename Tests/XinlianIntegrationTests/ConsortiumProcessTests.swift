@@ -115,7 +115,7 @@ struct ConsortiumProcessTests {
         // that instant); three of four keep committing.
         let before = try #require(try cluster.tip(0)).height
         let background = Process()
-        background.executableURL = URL(fileURLWithPath: CLI.binary)
+        background.executableURL = URL(fileURLWithPath: try CLI.binary)
         background.arguments = ["load"] + [0, 1, 2].flatMap { ["--node", cluster.url($0)] } + [
             "--institutions", root + "/institutions", "--genesis", root + "/genesis.json",
             "--count", "600", "--batch", "20", "--seed", "12", "--timeout", "60"]
