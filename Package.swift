@@ -117,6 +117,10 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
+        .testTarget(name: "XinlianCLITests", dependencies: [
+            "xinlian", "XinlianCore", "XinlianCredit", "XinlianCrypto",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: strict),
         .testTarget(name: "XinlianIntegrationTests", dependencies: [], swiftSettings: strict),
     ]
 )

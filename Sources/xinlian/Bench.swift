@@ -11,20 +11,23 @@ import XinlianNode
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure throughput against this machine's raw signature-verification rate (use a release build).",
-        discussion: "Example: .build/release/xinlian bench --transactions 20000 --suite ed25519-sha256")
+        discussion: Help.paragraphs(
+            "Prints the raw verification rate, then the commit path (admission, block, fsync, index) and the offline "
+                + "audit as multiples of it, on a temporary single-validator ledger of sample transactions.",
+            Help.example(".build/release/xinlian bench --transactions 20000 --suite ed25519-sha256")))
 
     @Option(help: "Transactions in the measured ledger.") var transactions: Int = 20_000
-    @Option(help: "Crypto suite.") var suite: String = CryptoSuiteID.ed25519SHA256.rawValue
+    @Option(help: "Crypto suite.") var suite: CryptoSuiteID = .ed25519SHA256
 
     func run() async throws {
         try await reportingErrors {
-            guard let suiteID = CryptoSuiteID(rawValue: suite) else { throw CLIError("unknown suite \(suite)") }
+            guard transactions > 0 else { throw CLIError("--transactions must be positive") }
             let cores = ProcessInfo.processInfo.activeProcessorCount
-            let raw = try rawVerificationsPerSecond(CryptoSuite(suiteID))
-            print(String(format: "raw %@ verifications: %.0f /s per core, %d cores", suite, raw, cores))
+            let raw = try rawVerificationsPerSecond(CryptoSuite(suite))
+            print(String(format: "raw %@ verifications: %.0f /s per core, %d cores", suite.rawValue, raw, cores))
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("xinlian-bench-\(UUID().uuidString)").path
             defer { try? FileManager.default.removeItem(atPath: directory) }
-            let (consortium, commitRate) = try await commitThroughput(suite: suiteID, directory: directory)
+            let (consortium, commitRate) = try await commitThroughput(suite: suite, directory: directory)
             print(String(format: "commit path (admit, block, fsync, index): %.0f tx/s = %.2f × raw single-core verification",
                          commitRate, commitRate / raw))
             let start = ContinuousClock.now
