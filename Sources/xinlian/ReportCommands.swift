@@ -63,9 +63,12 @@ struct Report: AsyncParsableCommand {
                 encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
                 try encoder.encode(response).write(to: URL(fileURLWithPath: save))
             }
+            // Written unbuffered and ending with a newline (print's buffer is flushed only at exit when standard output
+            // is a pipe or a file), so the report comes whole, before the query-record line on standard error, however
+            // the two streams are joined.
             switch format {
-            case .json: try printJSON(response.report)
-            case .text: print(ReportText.render(response.report), terminator: "")
+            case .json: FileHandle.standardOutput.write(Data((try jsonText(response.report) + "\n").utf8))
+            case .text: FileHandle.standardOutput.write(Data(ReportText.render(response.report).utf8))
             }
             FileHandle.standardError.write(Data("query record \(response.queryRecord.hex)\n".utf8))
             guard verify, let consortium else { return }

@@ -67,7 +67,12 @@ extension AsyncParsableCommand {
 }
 
 func printJSON(_ value: some Encodable) throws {
+    print(try jsonText(value))
+}
+
+/// `value` as pretty-printed JSON with sorted keys.
+func jsonText(_ value: some Encodable) throws -> String {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
 }
