@@ -81,12 +81,15 @@ struct Bench: AsyncParsableCommand {
         let engine = try NodeEngine(consortium: consortium, validatorID: "v", validatorKey: validator,
                                     dataDirectory: directory + "/data", metrics: NodeMetrics(), logger: logger)
         let start = ContinuousClock.now
-        for chunk in stride(from: 0, to: signed.count, by: 1_000) {
-            let batch = Array(signed[chunk..<min(chunk + 1_000, signed.count)])
-            for transaction in batch { try engine.check(transaction) }
-            let admitted = try await engine.admit(batch)
-            if let refused = admitted.first(where: { if case .rejected = $0.state { true } else { false } }) {
-                throw CLIError("sample transaction refused: \(refused.state)")
+        for chunk in stride(from: 0, to: signed.count, by: Self.blockTransactions) {
+            let block = signed[chunk..<min(chunk + Self.blockTransactions, signed.count)]
+            for transaction in block { try engine.check(transaction) }
+            for slice in stride(from: block.startIndex, to: block.endIndex, by: Self.admissionBatch) {
+                let batch = Array(block[slice..<min(slice + Self.admissionBatch, block.endIndex)])
+                let admitted = try await engine.admit(batch)
+                if let refused = admitted.first(where: { if case .rejected = $0.state { true } else { false } }) {
+                    throw CLIError("sample transaction refused: \(refused.state)")
+                }
             }
             while try await engine.produceBlock() != nil {}
         }
@@ -94,6 +97,14 @@ struct Bench: AsyncParsableCommand {
         await engine.shutdown()
         return (consortium, rate)
     }
+
+    /// Transactions admitted before each block is made (the block holds them all).
+    static let blockTransactions = 1_000
+
+    /// Transactions per `admit` call. The engine looks up at most `NodeEngine.committedReferencesLimit` committed
+    /// references per call (each may read a block) and refuses a reference beyond them as unknown, as the API does for
+    /// a submission; a sample statement names at most a few earlier ones, so batches this small never reach the limit.
+    static let admissionBatch = NodeEngine.committedReferencesLimit / 8
 
     private func seconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
