@@ -63,7 +63,8 @@ public struct ExportHeader: Sendable, Equatable {
             let suiteAt = decoder.offset
             let code = try decoder.u8("export.suite")
             guard let suite = CryptoSuiteID(code: code) else {
-                throw decoder.error("invalid_tag", "export.suite", "unknown crypto suite code \(code)", at: suiteAt)
+                throw decoder.error("invalid_tag", "export.suite",
+                                    "unknown crypto suite code \(code); expected one of: \(CryptoSuiteID.acceptedCodes)", at: suiteAt)
             }
             try decoder.finish("export.header")
             return ExportHeader(version: version, chainID: chainID, genesisHash: genesisHash, suite: suite)

@@ -169,9 +169,12 @@ public struct BlockRecordIndex: Sendable {
 }
 
 /// Prevote or precommit.
-public enum VoteKind: UInt8, Sendable, Codable, Hashable {
+public enum VoteKind: UInt8, Sendable, Codable, Hashable, CaseIterable {
     case prevote = 1
     case precommit = 2
+
+    /// The binary codes and what they stand for, for messages: `1 (prevote), 2 (precommit)`.
+    public static var acceptedCodes: String { allCases.map { "\($0.rawValue) (\($0))" }.joined(separator: ", ") }
 }
 
 /// The signed content of a consensus vote. `blockHash == nil` is a vote for nothing.
@@ -214,7 +217,8 @@ public struct Vote: Hashable, Sendable, CanonicalCodable {
         let kindAt = decoder.offset
         let kindCode = try decoder.u8("vote.kind")
         guard let kind = VoteKind(rawValue: kindCode) else {
-            throw decoder.error("invalid_tag", "vote.kind", "unknown vote kind \(kindCode)", at: kindAt)
+            throw decoder.error("invalid_tag", "vote.kind",
+                                "unknown vote kind \(kindCode); expected one of: \(VoteKind.acceptedCodes)", at: kindAt)
         }
         self.kind = kind
         height = try decoder.u64("vote.height")

@@ -1,7 +1,7 @@
 import XinlianCrypto
 
 /// What an institution may do. Role rules per transaction kind come with the credit model.
-public enum InstitutionRole: String, Sendable, Codable, CaseIterable, Hashable {
+public enum InstitutionRole: String, Sendable, Codable, CaseIterable, Hashable, NamedValue {
     /// A lender: bank, microcredit company, guarantor, factoring or leasing company.
     case member
     /// A registry authority: attests registration and operating status.
@@ -12,6 +12,13 @@ public enum InstitutionRole: String, Sendable, Codable, CaseIterable, Hashable {
     case regulator
     /// Auditor: reads everything, submits nothing.
     case auditor
+
+    public static let valueName = "role"
+
+    /// A misspelt role (in a genesis file) is refused with the list of roles.
+    public init(from decoder: any Decoder) throws {
+        try self.init(decodingFrom: decoder)
+    }
 }
 
 /// A member institution as genesis names it.
@@ -175,8 +182,10 @@ public struct Consortium: Sendable {
         var members: [ValidatorSet.Member] = []
         for validator in genesis.validators {
             guard keys[validator.institution] != nil else {
+                let known = genesis.institutions.map(\.id.value).joined(separator: ", ")
                 throw VerificationError(code: "invalid_genesis",
-                                        message: "validator \(validator.id) names unknown institution \(validator.institution)")
+                                        message: "validator \(validator.id) names unknown institution \(validator.institution); "
+                                            + "genesis lists: \(known)")
             }
             let key = try Self.parseKey(validator.publicKey, suite: suite, owner: "validator \(validator.id)")
             members.append(ValidatorSet.Member(id: validator.id, publicKey: key, power: validator.power))

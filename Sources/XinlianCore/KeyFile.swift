@@ -32,9 +32,9 @@ public struct KeyFile: Codable, Sendable {
         return key
     }
 
+    /// Throws ``JSONFileError`` (naming the file and the field) for a file that is not a key file.
     public static func load(path: String) throws -> KeyFile {
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
-        return try JSONDecoder().decode(KeyFile.self, from: data)
+        try JSONFile.decode(KeyFile.self, path: path)
     }
 
     public func write(path: String) throws {
@@ -48,9 +48,9 @@ public struct KeyFile: Codable, Sendable {
 }
 
 extension Genesis {
+    /// Throws ``JSONFileError`` (naming the file and the field) for a file that is not a genesis file.
     public static func load(path: String) throws -> Genesis {
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
-        return try JSONDecoder().decode(Genesis.self, from: data)
+        try JSONFile.decode(Genesis.self, path: path)
     }
 
     public func jsonData() throws -> Data {

@@ -1,7 +1,7 @@
 import XinlianCrypto
 
 /// What a transaction states. The numeric codes are part of the binary format.
-public enum TransactionKind: String, Sendable, Codable, CaseIterable, Hashable {
+public enum TransactionKind: String, Sendable, Codable, CaseIterable, Hashable, NamedValue {
     case registration, operatingStatus
     case facilityOpened, facilityUpdated, facilityClosed
     case collateralRegistered, collateralReleased
@@ -24,6 +24,13 @@ public enum TransactionKind: String, Sendable, Codable, CaseIterable, Hashable {
 
     /// Governance is about the consortium; every other kind is about one enterprise.
     public var hasSubject: Bool { self != .governance }
+
+    public static let valueName = "kind"
+
+    /// A misspelt kind (in `xinlian submit` input, say) is refused with the list of kinds.
+    public init(from decoder: any Decoder) throws {
+        try self.init(decodingFrom: decoder)
+    }
 }
 
 /// The signed part of a transaction.
@@ -72,7 +79,8 @@ public struct TransactionBody: Hashable, Sendable, CanonicalCodable {
         let kindAt = decoder.offset
         let kindCode = try decoder.u8("transaction.kind")
         guard let kind = TransactionKind(code: kindCode) else {
-            throw decoder.error("invalid_tag", "transaction.kind", "unknown kind \(kindCode)", at: kindAt)
+            throw decoder.error("invalid_tag", "transaction.kind",
+                                "unknown kind \(kindCode); expected a code from 1 to \(TransactionKind.allCases.count)", at: kindAt)
         }
         self.kind = kind
         reporter = try decoder.name("transaction.reporter")

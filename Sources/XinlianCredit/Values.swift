@@ -1,3 +1,5 @@
+import XinlianCrypto
+
 /// A closed enumeration of payload strings: anything outside `allCases` is refused with the list of allowed values.
 public protocol ClosedEnumeration: RawRepresentable, CaseIterable, Codable, Sendable, Hashable where RawValue == String {}
 
@@ -140,15 +142,19 @@ public enum PublicRecordStatus: String, ClosedEnumeration {
 }
 
 /// Why an institution may query an enterprise's report (the consent's purpose).
-public enum ConsentPurpose: String, ClosedEnumeration {
+public enum ConsentPurpose: String, ClosedEnumeration, NamedValue {
     case loanApplication, creditLineReview, postLoanManagement, guaranteeReview, leasingOrFactoringReview
     case supplyChainFinance
+
+    public static let valueName = "consent purpose"
 }
 
 /// Why a query was served: a consented purpose, or supervision/audit (exempt from consent by role).
-public enum QueryPurpose: String, ClosedEnumeration {
+public enum QueryPurpose: String, ClosedEnumeration, NamedValue {
     case loanApplication, creditLineReview, postLoanManagement, guaranteeReview, leasingOrFactoringReview
     case supplyChainFinance, supervision, audit
+
+    public static let valueName = "purpose"
 
     /// The consent purpose this query needs, or `nil` when the purpose is exempt.
     public var consentPurpose: ConsentPurpose? { ConsentPurpose(rawValue: rawValue) }

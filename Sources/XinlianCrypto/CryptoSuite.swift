@@ -2,7 +2,7 @@ import Crypto
 import Foundation
 
 /// Identifies one of the two supported crypto suites; fixed per consortium in genesis.
-public enum CryptoSuiteID: String, Sendable, Codable, CaseIterable, Hashable {
+public enum CryptoSuiteID: String, Sendable, Codable, CaseIterable, Hashable, NamedValue {
     /// Ed25519 signatures with SHA-256 hashing (swift-crypto). The default.
     case ed25519SHA256 = "ed25519-sha256"
     /// SM2 signatures with SM3 hashing (GB/T 32918, GB/T 32905; system OpenSSL).
@@ -20,6 +20,18 @@ public enum CryptoSuiteID: String, Sendable, Codable, CaseIterable, Hashable {
     public init?(code: UInt8) {
         guard let match = Self.allCases.first(where: { $0.code == code }) else { return nil }
         self = match
+    }
+
+    /// The binary codes and what they stand for, for messages: `1 (ed25519-sha256), 2 (sm2-sm3)`.
+    public static var acceptedCodes: String {
+        allCases.map { "\($0.code) (\($0.rawValue))" }.joined(separator: ", ")
+    }
+
+    public static let valueName = "suite"
+
+    /// A misspelt suite is refused with the list of suites.
+    public init(from decoder: any Decoder) throws {
+        try self.init(decodingFrom: decoder)
     }
 }
 

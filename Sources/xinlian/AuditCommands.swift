@@ -15,7 +15,10 @@ func loadConsortium(genesis: String?, data: String?) throws -> Consortium {
 struct Export: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a node's whole chain into one portable file that `audit verify --export` reads.",
-        discussion: "Example: xinlian export --data .cluster/node0/data --output chain.xlx")
+        discussion: Help.paragraphs(
+            "Reads the data directory without changing it. Prints the last height and head hash, the line `audit verify` "
+                + "ends with.",
+            Help.example("xinlian export --data .cluster/node0/data --output chain.xlx")))
 
     @Option(help: "A node's data directory (read only).") var data: String
     @Option(help: "Output file.") var output: String
@@ -34,16 +37,29 @@ struct Export: AsyncParsableCommand {
 struct Audit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Offline verification of the chain and of inclusion proofs.",
+        discussion: Help.paragraphs(
+            "Nothing is trusted but the genesis file: `verify` checks a node's data or an export, `prove` fetches a "
+                + "transaction's inclusion proof from a node, `check-proof` checks it offline.",
+            Help.example("""
+                xinlian audit verify --genesis .cluster/genesis.json \\
+                  --data .cluster/node0/data
+                xinlian audit prove <transaction id> --node http://127.0.0.1:8600 \\
+                  --output proof.json
+                xinlian audit check-proof proof.json --genesis .cluster/genesis.json
+                """, title: "Examples")),
         subcommands: [Verify.self, Prove.self, CheckProof.self])
 
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Verify every block from genesis: checksums, hash links, Merkle and state roots, signatures, certificates.",
-            discussion: """
-                Exits 0 and ends with `height H head HASH` when intact; otherwise exits 1 naming the first bad height,
-                file and byte offset. Never modifies the data.
-                Example: xinlian audit verify --genesis .cluster/genesis.json --data .cluster/node0/data
-                """)
+            discussion: Help.paragraphs(
+                "Exits 0 and ends with `height H head HASH` when intact; otherwise exits 1 naming the first bad height, "
+                    + "file and byte offset. Never modifies the data.",
+                Help.example("""
+                    xinlian audit verify --genesis .cluster/genesis.json \\
+                      --data .cluster/node0/data
+                    xinlian audit verify --genesis .cluster/genesis.json --export chain.xlx
+                    """, title: "Examples")))
 
         @Option(help: "The consortium's genesis file.") var genesis: String
         @Option(help: "A node's data directory.") var data: String?
@@ -70,7 +86,12 @@ struct Audit: AsyncParsableCommand {
     struct Prove: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Fetch a committed transaction's inclusion proof from a node and write it as a file.",
-            discussion: "Example: xinlian audit prove 3f2a...e1 --node http://127.0.0.1:8600 --output proof.json")
+            discussion: Help.paragraphs(
+                "The transaction id is the one `xinlian submit` prints (64 hex digits).",
+                Help.example("""
+                    xinlian audit prove <transaction id> --node http://127.0.0.1:8600 \\
+                      --output proof.json
+                    """)))
 
         @Argument(help: "Transaction id (hex).") var id: String
         @Option(help: "Node API URL.") var node: String = "http://127.0.0.1:8600"
@@ -96,7 +117,10 @@ struct Audit: AsyncParsableCommand {
     struct CheckProof: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check an inclusion proof offline against genesis.",
-            discussion: "Example: xinlian audit check-proof proof.json --genesis .cluster/genesis.json")
+            discussion: Help.paragraphs(
+                "Checks the transaction's Merkle path to its block's transactions root, and the block's commit certificate "
+                    + "against the genesis validators.",
+                Help.example("xinlian audit check-proof proof.json --genesis .cluster/genesis.json")))
 
         @Argument(help: "Proof file from `audit prove`.") var file: String
         @Option(help: "The consortium's genesis file.") var genesis: String

@@ -8,14 +8,27 @@ import XinlianNode
 struct Submit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Sign and submit transactions as an institution.",
-        discussion: """
-            Input is one {"kind", "subject", "payload"} object, a JSON array of them, or JSON Lines; - reads standard input.
-            Every kind an institution may submit is accepted (queryRecord is written by `xinlian report`, governance is not
-            submittable). Optional "timeMs" and "nonce" are kept; a reference field may say "@N" for the id of the input's
-            transaction N (from 0), e.g. a facilityUpdated whose "opening" is "@0".
-            Example: echo '{"kind":"registration","subject":"91310000MA1FL8TQ36","payload":{"name":"Acme"}}' | \\
-                     xinlian submit --node http://127.0.0.1:8600 --key .cluster/institutions/registry.key - --wait
-            """)
+        discussion: Help.paragraphs(
+            "Input is one {\"kind\", \"subject\", \"payload\"} object, a JSON array of them, or JSON Lines; - reads "
+                + "standard input. The CLI fills in the reporter (the key's institution), the time and a nonce, and signs.",
+            "Every kind an institution may submit is accepted: \(Submit.submittableKinds). queryRecord is written by "
+                + "`xinlian report`, governance is not submittable. docs/credit-model.md describes each kind's payload.",
+            "Optional \"timeMs\" and \"nonce\" are kept; a reference field may say \"@N\" for the id of the input's "
+                + "transaction N (from 0), e.g. a facilityUpdated whose \"opening\" is \"@0\".",
+            Help.example("""
+                echo '{"kind":"facilityOpened","subject":"91310000MA1FL8TQ36","payload":{
+                  "facilityId":"LN-2026-001","type":"loan",
+                  "amount":{"minor":50000000,"currency":"CNY"},
+                  "openedOn":"2026-01-10","maturesOn":"2027-01-10",
+                  "security":"unsecured","classification":"normal"}}' |
+                  xinlian submit --node http://127.0.0.1:8600 \\
+                    --key .cluster/institutions/bank-a.key --wait -
+                """)))
+
+    /// The kinds `submit` accepts, for its help.
+    static var submittableKinds: String {
+        TransactionKind.allCases.filter { $0 != .queryRecord && $0 != .governance }.map(\.rawValue).joined(separator: ", ")
+    }
 
     @Option(help: "Node API URL.") var node: String = "http://127.0.0.1:8600"
     @Option(help: "Institution key file.") var key: String
@@ -31,8 +44,9 @@ struct Submit: AsyncParsableCommand {
             let status = try await client.get("/v1/status", as: NodeStatus.self)
             let data = input == "-" ? FileHandle.standardInput.readDataToEndOfFile()
                 : try Data(contentsOf: URL(fileURLWithPath: input))
-            guard let suiteID = CryptoSuiteID(rawValue: status.cryptoSuite) else {
-                throw CLIError("the node runs an unknown crypto suite \(status.cryptoSuite)")
+            let suiteID: CryptoSuiteID
+            do { suiteID = try CryptoSuiteID(parsing: status.cryptoSuite) } catch {
+                throw CLIError("the node at \(node) runs a crypto suite this CLI does not know: \(error)")
             }
             let transactions = try TransactionInput.signAll(TransactionInput.parse(data), chainID: try Name(status.chainId),
                                                             keyFile: keyFile, key: signingKey, suite: CryptoSuite(suiteID),
@@ -70,7 +84,9 @@ struct Submit: AsyncParsableCommand {
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a node's status.",
-        discussion: "Example: xinlian status --node http://127.0.0.1:8600")
+        discussion: Help.paragraphs(
+            "Prints the chain id, height, last block hash, validator and mempool size as JSON; --short prints one line.",
+            Help.example("xinlian status --node http://127.0.0.1:8600 --short")))
 
     @Option(help: "Node API URL.") var node: String = "http://127.0.0.1:8600"
     @Flag(help: "One line: validator URL height hash.") var short = false

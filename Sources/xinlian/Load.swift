@@ -7,13 +7,16 @@ import XinlianNode
 
 struct Load: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Submit signed sample transactions (every kind, from the credit model's sample generator) spread over "
-            + "nodes by enterprise; print throughput and commit-latency percentiles.",
-        discussion: """
-            Sample reporters are mapped by role onto the institutions whose keys are given.
-            Example: xinlian load --node http://127.0.0.1:8600 --institutions .cluster/institutions \\
-                     --genesis .cluster/genesis.json --count 1000
-            """)
+        abstract: "Submit signed sample transactions of every kind and print throughput and commit-latency percentiles.",
+        discussion: Help.paragraphs(
+            "The transactions come from the credit model's sample generator (as `xinlian sample` prints them) and are "
+                + "spread over the given nodes by enterprise. Sample reporters are mapped by role onto the institutions "
+                + "whose keys are given.",
+            Help.example("""
+                xinlian load --node http://127.0.0.1:8600 \\
+                  --institutions .cluster/institutions \\
+                  --genesis .cluster/genesis.json --count 1000
+                """)))
 
     @Option(name: .customLong("node"), help: "Node API URL (repeat for several nodes).") var nodes: [String] = []
     @Option(help: "Directory of institution key files (*.key).") var institutions: String

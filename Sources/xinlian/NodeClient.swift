@@ -112,18 +112,33 @@ struct TransactionInput: Codable {
         return result
     }
 
-    /// Reads one object, a JSON array, or JSON Lines.
+    /// Reads one object (which may span lines), a JSON array, or JSON Lines. A refusal names the line or element and
+    /// the field, and for an unknown kind lists the kinds.
     static func parse(_ data: Data) throws -> [TransactionInput] {
         let decoder = JSONDecoder()
-        if let many = try? decoder.decode([TransactionInput].self, from: data) { return many }
-        if let one = try? decoder.decode(TransactionInput.self, from: data) { return [one] }
-        var result: [TransactionInput] = []
-        for (number, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() {
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
-            if trimmed.isEmpty { continue }
-            do { result.append(try decoder.decode(TransactionInput.self, from: Data(trimmed.utf8))) } catch {
-                throw CLIError("line \(number + 1): not a transaction {\"kind\", \"subject\", \"payload\"}: \(error)")
+        let result: [TransactionInput]
+        if let document = try? JSONSerialization.jsonObject(with: data) {
+            // One JSON document: an array of inputs, or one input.
+            do {
+                result = document is [Any] ? try decoder.decode([TransactionInput].self, from: data)
+                    : [try decoder.decode(TransactionInput.self, from: data)]
+            } catch let error as Swift.DecodingError {
+                throw CLIError("not a transaction {\"kind\", \"subject\", \"payload\"}: \(JSONFile.describe(error))")
             }
+        } else {
+            var lines: [TransactionInput] = []
+            let text = String(decoding: data, as: UTF8.self)
+            for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let trimmed = line.trimmingCharacters(in: .whitespaces)
+                if trimmed.isEmpty { continue }
+                do {
+                    lines.append(try decoder.decode(TransactionInput.self, from: Data(trimmed.utf8)))
+                } catch let error as Swift.DecodingError {
+                    throw CLIError("line \(number + 1): not a transaction {\"kind\", \"subject\", \"payload\"}: "
+                        + JSONFile.describe(error))
+                }
+            }
+            result = lines
         }
         guard !result.isEmpty else { throw CLIError("no transactions in input") }
         return result

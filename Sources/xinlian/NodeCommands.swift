@@ -10,15 +10,15 @@ import XinlianStorage
 struct Testnet: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write keys, configs and one genesis for an N-validator local consortium.",
-        discussion: """
-            Writes DIR/genesis.json, node homes DIR/node0 ... DIR/node{N-1} (config.json, validator.key, data/), and sample
-            institution keys under DIR/institutions/ (bank-a, bank-b, registry, regulator, bureau, auditor).
-            Example: xinlian testnet --validators 4 --output .cluster
-            """)
+        discussion: Help.paragraphs(
+            "Writes DIR/genesis.json, node homes DIR/node0 ... DIR/node{N-1} (config.json, validator.key, data/), and "
+                + "sample institution keys under DIR/institutions/ (bank-a, bank-b, registry, regulator, bureau, auditor).",
+            "Start each node with `xinlian start --home DIR/nodeI`; scripts/cluster up does all of it.",
+            Help.example("xinlian testnet --validators 4 --output .cluster")))
 
     @Option(help: "Number of validators.") var validators: Int = 4
     @Option(help: "Output directory (must not already hold a genesis).") var output: String
-    @Option(help: "Crypto suite: ed25519-sha256 or sm2-sm3.") var suite: String = CryptoSuiteID.ed25519SHA256.rawValue
+    @Option(help: "Crypto suite.") var suite: CryptoSuiteID = .ed25519SHA256
     @Option(help: "Chain id.") var chainId: String = "xinlian-local"
     @Option(help: "First API port; node i listens on port + i.") var apiPort: Int = 8600
     @Option(help: "First peer-to-peer port; node i listens on port + i.") var p2pPort: Int = 26600
@@ -28,8 +28,7 @@ struct Testnet: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             guard (1...100).contains(validators) else { throw CLIError("--validators must be between 1 and 100") }
-            guard let suiteID = CryptoSuiteID(rawValue: suite) else { throw CLIError("unknown suite \(suite)") }
-            let plan = TestnetPlan(validators: validators, suite: suiteID, chainID: try Name(chainId),
+            let plan = TestnetPlan(validators: validators, suite: suite, chainID: try Name(chainId),
                                        apiPort: apiPort, p2pPort: p2pPort, adminPort: adminPort, heartbeatMs: heartbeatMs)
             try plan.write(to: output)
             print("wrote \(output)/genesis.json, \(validators) node home(s) and \(TestnetPlan.sampleInstitutions.count) institution keys")
@@ -107,28 +106,27 @@ struct TestnetPlan {
 struct Init: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create one node's home: its validator key, TLS key and certificate, and config.",
-        discussion: """
-            Prints the validator entry to add to the consortium's genesis; put the agreed genesis.json in the home before start.
-            Example: xinlian init --home /var/lib/xinlian --validator bank-a-node --suite sm2-sm3
-            """)
+        discussion: Help.paragraphs(
+            "Prints the validator entry to add to the consortium's genesis; put the agreed genesis.json in the home "
+                + "before `xinlian start`.",
+            Help.example("xinlian init --home /var/lib/xinlian --validator bank-a-node --suite sm2-sm3")))
 
     @Option(help: "Node home directory.") var home: String
     @Option(help: "This node's validator id.") var validator: String
     @Option(help: "The member institution that runs this node.") var institution: String = "your-institution"
-    @Option(help: "Crypto suite of the consortium.") var suite: String = CryptoSuiteID.ed25519SHA256.rawValue
+    @Option(help: "Crypto suite of the consortium.") var suite: CryptoSuiteID = .ed25519SHA256
     @Option(help: "API listen address.") var api: String = "127.0.0.1:8600"
     @Option(help: "Peer-to-peer listen address.") var p2p: String = "127.0.0.1:26600"
 
     func run() async throws {
         try await reportingErrors {
-            guard let suiteID = CryptoSuiteID(rawValue: suite) else { throw CLIError("unknown suite \(suite)") }
             let id = try Name(validator)
             let manager = FileManager.default
             guard !manager.fileExists(atPath: home + "/" + NodeConfig.fileName) else {
                 throw CLIError("\(home) is already initialised")
             }
             try manager.createDirectory(atPath: home + "/data", withIntermediateDirectories: true)
-            let key = CryptoSuite(suiteID).generateSigningKey()
+            let key = CryptoSuite(suite).generateSigningKey()
             try KeyFile(owner: id, key: key).write(path: home + "/validator.key")
             let config = NodeConfig(validator: id, apiListen: api, p2pListen: p2p)
             try config.write(home: home)
@@ -143,7 +141,10 @@ struct Init: AsyncParsableCommand {
 struct Start: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the node daemon until SIGTERM or SIGINT.",
-        discussion: "Example: xinlian start --home .cluster/node0")
+        discussion: Help.paragraphs(
+            "Reads HOME/config.json and the genesis file and keys it names, as `xinlian init` or `xinlian testnet` wrote "
+                + "them; logs go to standard error.",
+            Help.example("xinlian start --home .cluster/node0")))
 
     @Option(help: "Node home directory.") var home: String
 
@@ -166,25 +167,25 @@ struct Start: AsyncParsableCommand {
 struct Keygen: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create an institution's signing key file and print its genesis entry.",
-        discussion: "Example: xinlian keygen --owner bank-c --suite sm2-sm3 --role member --output bank-c.key")
+        discussion: Help.paragraphs(
+            "Add the printed entry to the genesis file's institutions; keep the key file private (it is written with mode 0600).",
+            Help.example("""
+                xinlian keygen --owner bank-c --suite sm2-sm3 --role member \\
+                  --output bank-c.key
+                """)))
 
     @Option(help: "Institution id.") var owner: String
-    @Option(help: "Crypto suite of the consortium.") var suite: String = CryptoSuiteID.ed25519SHA256.rawValue
-    @Option(help: "Role for the printed genesis entry (repeatable).") var role: [String] = ["member"]
+    @Option(help: "Crypto suite of the consortium.") var suite: CryptoSuiteID = .ed25519SHA256
+    @Option(help: "Role for the printed genesis entry (repeatable).") var role: [InstitutionRole] = [.member]
     @Option(help: "Key file to write (must not exist).") var output: String
 
     func run() async throws {
         try await reportingErrors {
-            guard let suiteID = CryptoSuiteID(rawValue: suite) else { throw CLIError("unknown suite \(suite)") }
-            let roles = try role.map { name -> InstitutionRole in
-                guard let parsed = InstitutionRole(rawValue: name) else { throw CLIError("unknown role \(name)") }
-                return parsed
-            }
             guard !FileManager.default.fileExists(atPath: output) else { throw CLIError("\(output) already exists") }
             let id = try Name(owner)
-            let key = CryptoSuite(suiteID).generateSigningKey()
+            let key = CryptoSuite(suite).generateSigningKey()
             try KeyFile(owner: id, key: key).write(path: output)
-            try printJSON(InstitutionRecord(id: id, name: owner, roles: roles, publicKey: key.publicKey.bytes.hexString))
+            try printJSON(InstitutionRecord(id: id, name: owner, roles: role, publicKey: key.publicKey.bytes.hexString))
         }
     }
 }
@@ -192,7 +193,9 @@ struct Keygen: AsyncParsableCommand {
 struct Reindex: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Rebuild a stopped node's SQLite index from its block log.",
-        discussion: "Example: xinlian reindex --home .cluster/node0")
+        discussion: Help.paragraphs(
+            "The block log is the record; the index is derived from it, so rebuilding loses nothing.",
+            Help.example("xinlian reindex --home .cluster/node0")))
 
     @Option(help: "Node home directory.") var home: String
 

@@ -6,10 +6,14 @@ import XinlianNode
 struct Peers: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show, cut or heal a node's peer links through its loopback operator API (adminListen).",
-        discussion: """
-            A cut link is dropped and refused in both directions until healed; for fault-injection tests.
-            Example: xinlian peers --admin http://127.0.0.1:8700 --cut node2
-            """)
+        discussion: Help.paragraphs(
+            "Without --cut or --heal, prints the connected and the cut peers. A cut link is dropped and refused in both "
+                + "directions until healed; for fault-injection tests.",
+            Help.example("""
+                xinlian peers --admin http://127.0.0.1:8700
+                xinlian peers --admin http://127.0.0.1:8700 --cut node2
+                xinlian peers --admin http://127.0.0.1:8700 --heal node2
+                """, title: "Examples")))
 
     @Option(help: "The node's operator API URL (its adminListen).") var admin: String
     @Option(help: "Validator id of the peer to cut off.") var cut: String?

@@ -14,11 +14,13 @@ struct BenchReport: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-report",
         abstract: "Measure report assembly for one enterprise on ledgers of different sizes (use a release build).",
-        discussion: """
-            Example: .build/release/xinlian bench-report --ledger-transactions 10000,1000000 --samples 200
-            The block size is the same for every ledger, and the measured enterprise's statements each sit in their own
-            block spread evenly through the ledger, so that only the ledger's size differs between the runs.
-            """)
+        discussion: Help.paragraphs(
+            "The block size is the same for every ledger, and the measured enterprise's statements each sit in their own "
+                + "block spread evenly through the ledger, so that only the ledger's size differs between the runs.",
+            Help.example("""
+                .build/release/xinlian bench-report --ledger-transactions 10000,1000000 \\
+                  --samples 200
+                """)))
 
     @Option(help: "Ledger sizes to compare, in transactions, comma-separated.") var ledgerTransactions: String = "10000,1000000"
     @Option(help: "Statements about the measured enterprise.") var enterpriseTransactions: Int = 100

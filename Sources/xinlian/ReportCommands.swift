@@ -14,27 +14,34 @@ enum ReportFormat: String, ExpressibleByArgument, CaseIterable {
 struct Report: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fetch an enterprise's credit report as an institution (the query is recorded on the ledger).",
-        discussion: """
-            Signs a queryRecord (requester = the key's institution, the enterprise, the purpose, the consent, the report
-            height) and sends it in the X-Xinlian-Query header. Consent purposes need --consent, the id of the
-            consentGranted transaction your institution recorded; supervision (regulators) and audit (auditors) need none.
-            A refused query exits non-zero and prints the error code.
-            --verify asks for the proof and checks it from the genesis file: certificates (more than two thirds of the
-            voting power), headers, the state proof of the enterprise's record head, the transactions that rebuild it,
-            and the report assembled again from them; it prints "verified complete as of height H" or what failed, on
-            standard error, and exits non-zero on failure. --save writes the whole response (report and proof);
-            --from checks a saved response instead of asking a node.
-            Example: xinlian report 91330106MA27XY123U --node http://127.0.0.1:8600 --key .cluster/institutions/bank-a.key \\
-                     --purpose loanApplication --consent <64 hex> --format text
-            """)
+        discussion: Help.paragraphs(
+            "Signs a queryRecord (requester = the key's institution, the enterprise, the purpose, the consent, the report "
+                + "height) and sends it in the X-Xinlian-Query header. The report goes to standard output; the id of the "
+                + "query record, and what --verify found, to standard error.",
+            "Consent purposes need --consent, the id of the consentGranted transaction your institution recorded; "
+                + "supervision (regulators) and audit (auditors) need none. A refused query exits non-zero and prints "
+                + "the error code.",
+            "--verify asks for the proof and checks it from the genesis file: certificates (more than two thirds of the "
+                + "voting power), headers, the state proof of the enterprise's record head, the transactions that rebuild "
+                + "it, and the report assembled again from them. It prints \"verified complete as of height H\" or what "
+                + "failed, and exits non-zero on failure.",
+            "--save writes the whole response (report and proof); --from checks a saved response instead of asking a node.",
+            Help.example("""
+                xinlian report 91330106MA27XY123U --node http://127.0.0.1:8600 \\
+                  --key .cluster/institutions/regulator.key --purpose supervision \\
+                  --format text --verify --genesis .cluster/genesis.json
+                xinlian report 91330106MA27XY123U --node http://127.0.0.1:8600 \\
+                  --key .cluster/institutions/bank-a.key --purpose loanApplication \\
+                  --consent <consentGranted transaction id, 64 hex digits>
+                """, title: "Examples")))
 
     @Argument(help: "The enterprise's USCC.") var uscc: String
     @Option(help: "Node API URL.") var node: String = "http://127.0.0.1:8600"
     @Option(help: "Institution key file.") var key: String
-    @Option(help: "Query purpose: \(QueryPurpose.allCases.map(\.rawValue).joined(separator: ", ")).") var purpose: String
+    @Option(help: "Query purpose.") var purpose: QueryPurpose
     @Option(help: "Id of the consentGranted transaction the query relies on.") var consent: String?
     @Option(help: "Report as of this height (default: the node's committed height).") var height: UInt64?
-    @Option(help: "json or text.") var format: ReportFormat = .json
+    @Option(help: "Output format.") var format: ReportFormat = .json
     @Flag(help: "Ask for the proof and verify the report from genesis.") var verify = false
     @Option(help: "Genesis file (for --verify).") var genesis: String?
     @Option(help: "Write the whole response (report, query record id, proof) to this file.") var save: String?
@@ -56,9 +63,12 @@ struct Report: AsyncParsableCommand {
                 encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
                 try encoder.encode(response).write(to: URL(fileURLWithPath: save))
             }
+            // Written unbuffered and ending with a newline (print's buffer is flushed only at exit when standard output
+            // is a pipe or a file), so the report comes whole, before the query-record line on standard error, however
+            // the two streams are joined.
             switch format {
-            case .json: try printJSON(response.report)
-            case .text: print(ReportText.render(response.report), terminator: "")
+            case .json: FileHandle.standardOutput.write(Data((try jsonText(response.report) + "\n").utf8))
+            case .text: FileHandle.standardOutput.write(Data(ReportText.render(response.report).utf8))
             }
             FileHandle.standardError.write(Data("query record \(response.queryRecord.hex)\n".utf8))
             guard verify, let consortium else { return }
@@ -74,7 +84,6 @@ struct Report: AsyncParsableCommand {
 
     private func fetch() async throws -> ReportResponse {
         let subject = try USCC(uscc)
-        guard let queryPurpose = QueryPurpose(rawValue: purpose) else { throw CLIError("unknown purpose \(purpose)") }
         let consentID = try consent.map { text -> Hash32 in
             guard let id = Hash32(hex: text.lowercased()) else { throw CLIError("--consent must be 64 hex digits") }
             return id
@@ -82,14 +91,14 @@ struct Report: AsyncParsableCommand {
         let keyFile = try KeyFile.load(path: key)
         let client = NodeClient(node)
         let status = try await client.get("/v1/status", as: NodeStatus.self)
-        let record = QueryRecord(institution: keyFile.owner, purpose: queryPurpose, consent: consentID,
+        let record = QueryRecord(institution: keyFile.owner, purpose: purpose, consent: consentID,
                                  reportHeight: height ?? status.height)
         let body = TransactionBody(chainID: try Name(status.chainId), kind: .queryRecord, reporter: keyFile.owner,
                                    subject: subject, timeMs: nowMs(), nonce: UInt64.random(in: 0...UInt64.max),
                                    payload: try Payload.canonicalize(record.jsonValue))
         let query = try Transaction.sign(body, with: try keyFile.signingKey())
         return try await client.get(
-            "/v1/enterprises/\(subject.code)/report?purpose=\(queryPurpose.rawValue)\(verify ? "&proof=true" : "")",
+            "/v1/enterprises/\(subject.code)/report?purpose=\(purpose.rawValue)\(verify ? "&proof=true" : "")",
             as: ReportResponse.self, timeout: .seconds(60),
             headers: [(ReportRoutes.queryHeader, Data(query.canonicalBytes).base64EncodedString())])
     }
@@ -164,7 +173,13 @@ enum ReportText {
 struct Enterprises: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List the enterprises that have records, one USCC per line (regulators only).",
-        discussion: "Example: xinlian enterprises --node http://127.0.0.1:8600 --key .cluster/institutions/regulator.key")
+        discussion: Help.paragraphs(
+            "Each page is a request signed with the key, and the node serves it to regulators only; --after starts the "
+                + "list after a given USCC.",
+            Help.example("""
+                xinlian enterprises --node http://127.0.0.1:8600 \\
+                  --key .cluster/institutions/regulator.key | head -3
+                """)))
 
     @Option(help: "Node API URL.") var node: String = "http://127.0.0.1:8600"
     @Option(help: "Institution key file (a regulator's).") var key: String
@@ -195,12 +210,12 @@ struct Enterprises: AsyncParsableCommand {
 struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print deterministic sample transactions (every kind, consents included) as JSON Lines.",
-        discussion: """
-            One {"kind", "subject", "payload", "reporter", "reporterRole", "timeMs", "nonce"} object per line, in time
-            order; references to earlier lines are written "@N" (line N, from 0), as `xinlian submit` reads them.
-            `reporter` is one of the generator's sample institutions; `xinlian load` maps them onto a testnet's by role.
-            Example: xinlian sample --enterprises 3 --seed 7 | head
-            """)
+        discussion: Help.paragraphs(
+            "One {\"kind\", \"subject\", \"payload\", \"reporter\", \"reporterRole\", \"timeMs\", \"nonce\"} object per "
+                + "line, in time order; references to earlier lines are written \"@N\" (line N, from 0), as `xinlian submit` "
+                + "reads them.",
+            "`reporter` is one of the generator's sample institutions; `xinlian load` maps them onto a testnet's by role.",
+            Help.example("xinlian sample --enterprises 3 --seed 7 | head")))
 
     @Option(help: "Number of enterprises.") var enterprises: Int = 10
     @Option(help: "Seed: the same seed gives the same output.") var seed: UInt64 = 1

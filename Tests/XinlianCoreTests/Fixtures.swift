@@ -16,11 +16,10 @@ struct SplitMix64: RandomNumberGenerator {
 }
 
 enum TestData {
-    /// `<repo>/../shared/testdata/<name>`, located from this file.
+    /// `Tests/Fixtures/<name>` of this repository, located from this file (see `Tests/Fixtures/README.md`).
     static func url(_ name: String) -> URL {
-        URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("shared/testdata/\(name)")
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures").appendingPathComponent(name)
     }
 
     static func json(_ name: String) throws -> Any {

@@ -14,7 +14,7 @@ struct USCCTests {
     }()
 
     @Test func vectorsArePresent() {
-        #expect(Self.vectors.valid.count >= 40, "shared/testdata/uscc.json must be readable beside the repository")
+        #expect(Self.vectors.valid.count >= 40, "Tests/Fixtures/uscc.json must be readable")
         #expect(Self.vectors.invalid.count >= 10)
     }
 

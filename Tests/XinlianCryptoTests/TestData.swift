@@ -2,14 +2,13 @@ import Foundation
 import Testing
 import XinlianCrypto
 
-/// Loads `<repo>/../shared/testdata/<name>`, located from this file's path.
+/// Loads `Tests/Fixtures/<name>` of this repository, located from this file's path (see `Tests/Fixtures/README.md`).
 enum TestData {
     static func json(_ name: String, filePath: String = #filePath) throws -> [String: Any] {
-        let repo = URL(fileURLWithPath: filePath).resolvingSymlinksInPath()
-            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let url = repo.deletingLastPathComponent().appendingPathComponent("shared/testdata/\(name)")
+        let url = URL(fileURLWithPath: filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures").appendingPathComponent(name)
         guard let data = FileManager.default.contents(atPath: url.path) else {
-            Issue.record("missing test vectors at \(url.path): clone the shared/ directory beside the repo")
+            Issue.record("missing test vectors at \(url.path): they are part of the repository (Tests/Fixtures/)")
             throw MissingTestData(path: url.path)
         }
         let object = try JSONSerialization.jsonObject(with: data)

@@ -1,12 +1,19 @@
 import Foundation
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 import Testing
 
 /// Whether 127.0.0.1:`port` can be bound right now.
 func isFree(_ port: Int) -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    #if canImport(Glibc)
+    let streamSocket = Int32(SOCK_STREAM.rawValue)  // an enum in Glibc
+    #else
+    let streamSocket = SOCK_STREAM  // an Int32 in Darwin
+    #endif
+    let fd = socket(AF_INET, streamSocket, 0)
     defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
@@ -108,7 +115,7 @@ struct ConsortiumProcessTests {
         // that instant); three of four keep committing.
         let before = try #require(try cluster.tip(0)).height
         let background = Process()
-        background.executableURL = URL(fileURLWithPath: CLI.binary)
+        background.executableURL = URL(fileURLWithPath: try CLI.binary)
         background.arguments = ["load"] + [0, 1, 2].flatMap { ["--node", cluster.url($0)] } + [
             "--institutions", root + "/institutions", "--genesis", root + "/genesis.json",
             "--count", "600", "--batch", "20", "--seed", "12", "--timeout", "60"]

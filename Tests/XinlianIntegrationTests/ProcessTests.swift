@@ -4,17 +4,55 @@ import FoundationNetworking
 #endif
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 import Testing
 
-/// Runs the real `xinlian` binary (built beside the test bundle) as separate processes on loopback.
+/// Runs the real `xinlian` binary as separate processes on loopback: the one built beside the test bundle by the
+/// same build (`swift build --build-tests`, as `scripts/test` runs it), never whatever `.build/debug/xinlian` holds.
 struct CLI {
-    static let binary: String = {
-        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("xinlian").path
-        if FileManager.default.isExecutableFile(atPath: beside) { return beside }
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return repo.appendingPathComponent(".build/debug/xinlian").path
+    /// Where `xinlian` was found, or why it was not.
+    static let located: Result<String, MissingBinary> = {
+        let directory = productsDirectory()
+        let path = directory.appendingPathComponent("xinlian").path
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            return .failure(MissingBinary(description: """
+                no xinlian executable beside the test bundle in \(directory.path): build it with the tests \
+                (`swift build --build-tests`, which scripts/test runs) before `swift test --skip-build`
+                """))
+        }
+        return .success(path)
     }()
+
+    /// The path of the `xinlian` executable of this build; throws, naming the directory, when it is missing.
+    static var binary: String {
+        get throws { try located.get() }
+    }
+
+    struct MissingBinary: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// The build's products directory (`.build/<triple>/<configuration>/`): the directory that holds the
+    /// `.xctest` bundle running these tests. On Linux the bundle is the test executable itself; on macOS it is
+    /// a directory loaded by a runner, so it is looked for among the loaded bundles first.
+    static func productsDirectory() -> URL {
+        if let bundle = Bundle.allBundles.first(where: { $0.bundleURL.pathExtension == "xctest" }) {
+            return bundle.bundleURL.deletingLastPathComponent()
+        }
+        let executable = Bundle.main.executableURL
+            ?? URL(fileURLWithPath: CommandLine.arguments[0], relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
+        var url = executable.standardizedFileURL
+        // Walk up out of a bundle (`….xctest/Contents/MacOS/…`) to the directory that holds it.
+        var candidate = url
+        while candidate.pathComponents.count > 1 {
+            if candidate.pathExtension == "xctest" { return candidate.deletingLastPathComponent() }
+            candidate = candidate.deletingLastPathComponent()
+        }
+        url.deleteLastPathComponent()
+        return url
+    }
 
     struct Output {
         var status: Int32
@@ -32,7 +70,7 @@ struct CLI {
         _ = FileManager.default.createFile(atPath: out.path, contents: nil)
         _ = FileManager.default.createFile(atPath: err.path, contents: nil)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        process.executableURL = URL(fileURLWithPath: try binary)
         process.arguments = arguments
         process.standardOutput = try FileHandle(forWritingTo: out)
         process.standardError = try FileHandle(forWritingTo: err)
@@ -49,7 +87,7 @@ struct CLI {
 
     static func start(home: String) throws -> Process {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        process.executableURL = URL(fileURLWithPath: try binary)
         process.arguments = ["start", "--home", home]
         let log = home + "/node.log"
         if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
@@ -112,7 +150,7 @@ struct ProcessTests {
 
         // Load again in the background and kill the node while blocks are being committed.
         let background = Process()
-        background.executableURL = URL(fileURLWithPath: CLI.binary)
+        background.executableURL = URL(fileURLWithPath: try CLI.binary)
         background.arguments = ["load", "--node", url, "--count", "3000", "--batch", "50", "--seed", "2", "--timeout", "20"]
             + sampleArguments
         background.standardOutput = FileHandle.nullDevice

@@ -4,6 +4,8 @@ import XinlianStorage
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 // MARK: - Test support
