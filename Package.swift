@@ -121,6 +121,10 @@ let package = Package(
             "xinlian", "XinlianCore", "XinlianCredit", "XinlianCrypto",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
-        .testTarget(name: "XinlianIntegrationTests", dependencies: [], swiftSettings: strict),
+        // Real processes; the hostile peer of `HostileProcessTests` speaks the real protocol with a real validator key.
+        .testTarget(name: "XinlianIntegrationTests", dependencies: [
+            "XinlianCore", "XinlianCrypto", "XinlianConsensus", "XinlianNetwork",
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ], swiftSettings: strict),
     ]
 )

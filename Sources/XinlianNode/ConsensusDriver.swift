@@ -359,12 +359,20 @@ extension NodeEngine {
             if case .proposal = message, !stalled { continue }
             runtime.link.broadcast(.consensus(message))
         }
-        if stalled {
-            // Peers join a height only on its scheduled proposer's proposal or on more than a third of the power;
-            // one that missed the pending transactions (a link that was down) gets them again and joins on its own.
+        // Peers join a height only on its scheduled proposer's proposal or on more than a third of the power; a
+        // connected peer not heard from at this height may be idle because it missed the pending transactions (its
+        // link was down when they were relayed): it gets them again and joins on its own work. Peers that take part
+        // are not sent them (each would verify every signature again, and under load that starves consensus).
+        let silent = connectedPeers.subtracting(runtime.starters[height] ?? []).sorted()
+        if stalled, !silent.isEmpty, mempool.count > 0 {
             let pending = mempool.batch(maxCount: ConsensusRuntime.regossipTransactionsLimit,
-                                        maxBytes: Int(consortium.genesis.parameters.maxBlockBytes))
-            relay(pending.map(\.transaction), over: runtime.link)
+                                        maxBytes: Int(consortium.genesis.parameters.maxBlockBytes)).map(\.transaction)
+            for peer in silent {
+                for start in stride(from: 0, to: pending.count, by: WireLimits.transactionsPerFrame) {
+                    let chunk = pending[start..<min(start + WireLimits.transactionsPerFrame, pending.count)]
+                    runtime.link.send(.transactions(Array(chunk)), to: peer)
+                }
+            }
         }
         regossipTick(height: height, round: runtime.core.round)
     }
