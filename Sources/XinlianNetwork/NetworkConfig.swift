@@ -3,8 +3,12 @@ import XinlianCore
 /// Limits and timings of the peer-to-peer transport. Every field has a default; decoding a JSON object
 /// with missing keys uses the defaults.
 public struct NetworkConfig: Codable, Sendable, Equatable {
-    /// Inbound connections held at once, counting those still in the handshake. Default 32.
+    /// Inbound connections still in the handshake (TCP accepted, TLS + hello not done) at once; one more is closed at
+    /// accept. Authenticated links are not counted: each genesis validator has its own place. Default 32.
     public var maxInboundConnections: Int
+    /// Inbound connections still in the handshake from one remote IP address at once; one more is closed at
+    /// accept. Default 4.
+    public var maxHandshakesPerAddress: Int
     /// Largest frame (type byte + body) accepted from a peer; a larger declared length disconnects before
     /// anything is buffered. Default `Limits.recordBytes + 64 KiB`: one block with its certificate.
     public var maxFrameBytes: Int
@@ -13,7 +17,8 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
     public var peerBytesPerSecond: Int
     /// Outbound bytes queued per peer; over it the peer is dropped ("slow peer"). Default 64 MiB.
     public var peerQueuedBytes: Int
-    /// Time allowed for TCP connect, TLS handshake and hello together. Default 5000 ms.
+    /// Time allowed for TCP connect, TLS handshake and hello together; an inbound connection that has not
+    /// authenticated by then gives its place back. Default 3000 ms.
     public var handshakeTimeoutMs: Int
     /// First reconnect delay; doubles per failed attempt, with jitter. Default 200 ms.
     public var reconnectMinMs: Int
@@ -27,10 +32,11 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
     public var idleTimeoutMs: Int
 
     public static let defaultMaxInboundConnections = 32
+    public static let defaultMaxHandshakesPerAddress = 4
     public static let defaultMaxFrameBytes = Limits.recordBytes + 64 * 1024
     public static let defaultPeerBytesPerSecond = 64 * 1024 * 1024
     public static let defaultPeerQueuedBytes = 64 * 1024 * 1024
-    public static let defaultHandshakeTimeoutMs = 5000
+    public static let defaultHandshakeTimeoutMs = 3000
     public static let defaultReconnectMinMs = 200
     public static let defaultReconnectMaxMs = 10_000
     public static let defaultStatusIntervalMs = 1000
@@ -38,6 +44,7 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
 
     public init() {
         maxInboundConnections = Self.defaultMaxInboundConnections
+        maxHandshakesPerAddress = Self.defaultMaxHandshakesPerAddress
         maxFrameBytes = Self.defaultMaxFrameBytes
         peerBytesPerSecond = Self.defaultPeerBytesPerSecond
         peerQueuedBytes = Self.defaultPeerQueuedBytes
@@ -49,14 +56,16 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case maxInboundConnections, maxFrameBytes, peerBytesPerSecond, peerQueuedBytes, handshakeTimeoutMs
-        case reconnectMinMs, reconnectMaxMs, statusIntervalMs, idleTimeoutMs
+        case maxInboundConnections, maxHandshakesPerAddress, maxFrameBytes, peerBytesPerSecond, peerQueuedBytes
+        case handshakeTimeoutMs, reconnectMinMs, reconnectMaxMs, statusIntervalMs, idleTimeoutMs
     }
 
     public init(from decoder: any Decoder) throws {
         self.init()
         let container = try decoder.container(keyedBy: CodingKeys.self)
         maxInboundConnections = try container.decodeIfPresent(Int.self, forKey: .maxInboundConnections) ?? maxInboundConnections
+        maxHandshakesPerAddress = try container.decodeIfPresent(Int.self, forKey: .maxHandshakesPerAddress)
+            ?? maxHandshakesPerAddress
         maxFrameBytes = try container.decodeIfPresent(Int.self, forKey: .maxFrameBytes) ?? maxFrameBytes
         peerBytesPerSecond = try container.decodeIfPresent(Int.self, forKey: .peerBytesPerSecond) ?? peerBytesPerSecond
         peerQueuedBytes = try container.decodeIfPresent(Int.self, forKey: .peerQueuedBytes) ?? peerQueuedBytes
@@ -71,6 +80,7 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
     public var problems: [String] {
         var problems: [String] = []
         if maxInboundConnections < 0 { problems.append("maxInboundConnections must be at least 0") }
+        if maxHandshakesPerAddress < 1 { problems.append("maxHandshakesPerAddress must be positive") }
         if maxFrameBytes < 64 { problems.append("maxFrameBytes must be at least 64") }
         if peerBytesPerSecond < 1 { problems.append("peerBytesPerSecond must be positive") }
         if peerQueuedBytes < 1 { problems.append("peerQueuedBytes must be positive") }

@@ -8,14 +8,15 @@ struct NetworkMetrics: Sendable {
     let bytesIn = Counter(label: "xinlian_p2p_bytes_in_total")
     let bytesOut = Counter(label: "xinlian_p2p_bytes_out_total")
     let eventsDropped = Counter(label: "xinlian_p2p_events_dropped_total")
-    let inboundRefused = Counter(label: "xinlian_p2p_inbound_refused_total")
     let readPauses = Counter(label: "xinlian_p2p_read_pauses_total")
+    let handshakesInProgress = Gauge(label: "xinlian_p2p_inbound_handshakes")
     private let framesIn = LabelledCounters("xinlian_p2p_frames_in_total", dimension: "type")
     private let framesOut = LabelledCounters("xinlian_p2p_frames_out_total", dimension: "type")
     private let framesNotSent = LabelledCounters("xinlian_p2p_frames_not_sent_total", dimension: "type")
     private let framesRejected = LabelledCounters("xinlian_p2p_frames_rejected_total", dimension: "reason")
     private let handshakesRefused = LabelledCounters("xinlian_p2p_handshakes_refused_total", dimension: "reason")
     private let disconnects = LabelledCounters("xinlian_p2p_disconnects_total", dimension: "reason")
+    private let inboundRefused = LabelledCounters("xinlian_p2p_inbound_refused_total", dimension: "reason")
 
     func frameIn(_ kind: String) { framesIn[kind].increment() }
 
@@ -28,6 +29,8 @@ struct NetworkMetrics: Sendable {
     func handshakeRefused(_ reason: String) { handshakesRefused[reason].increment() }
 
     func disconnect(_ reason: String) { disconnects[reason].increment() }
+
+    func inboundRefused(_ reason: String) { inboundRefused[reason].increment() }
 }
 
 /// One counter per value of one label, each made on first use and kept.

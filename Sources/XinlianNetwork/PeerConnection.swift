@@ -27,6 +27,8 @@ final class PeerConnection: Sendable {
 
     let channel: any Channel
     let direction: Direction
+    /// The remote IP address (inbound: the key of the per-address handshake limit).
+    let remoteHost: String
     /// Bytes handed to the channel and not yet written to the socket.
     let queued = Atomic<Int>(0)
     /// When bytes last arrived (`NIODeadline.uptimeNanoseconds`).
@@ -36,6 +38,7 @@ final class PeerConnection: Sendable {
     init(channel: any Channel, direction: Direction) {
         self.channel = channel
         self.direction = direction
+        remoteHost = channel.remoteAddress?.ipAddress ?? "unknown"
     }
 
     var id: ObjectIdentifier { ObjectIdentifier(self) }

@@ -33,10 +33,13 @@ public struct NetworkStats: Sendable, Equatable {
     public var framesRejected: [String: Int] = [:]
     /// Closed connections by reason code, whether or not they had completed hello.
     public var disconnects: [String: Int] = [:]
-    /// Inbound connections closed at once because `maxInboundConnections` were open.
-    public var inboundRefused = 0
+    /// Inbound connections closed at accept, by reason: `handshakes_per_address` (`maxHandshakesPerAddress` from that
+    /// address still in the handshake), `handshake_pool_full` (`maxInboundConnections` in the handshake).
+    public var inboundRefused: [String: Int] = [:]
     /// Outbound messages not sent because peers would refuse them (over `maxFrameBytes` or a count limit).
     public var framesNotSent = 0
+    /// Inbound connections in the handshake now (TCP accepted, hello not yet accepted).
+    public var handshaking = 0
     /// Events lost because the event buffer was full.
     public var eventsDropped = 0
 }
@@ -70,6 +73,8 @@ public final class PeerNetwork: Sendable {
     let config: NetworkConfig
     let logger: Logger
     let metrics = NetworkMetrics()
+    /// Refusal warnings: at most one per second per reason (the counters stay exact).
+    let warnings = LogRateLimiter()
     let group: any EventLoopGroup
     private let listen: PeerAddress
     private let localStatus: @Sendable () -> PeerStatus
@@ -96,7 +101,10 @@ public final class PeerNetwork: Sendable {
         var links: [ValidatorID: PeerConnection] = [:]
         /// Every open connection, for shutdown and cut.
         var open: [ObjectIdentifier: PeerConnection] = [:]
-        var inbound = 0
+        /// Inbound connections still in the handshake (TCP accepted, hello not yet accepted): their remote address.
+        var handshaking: [ObjectIdentifier: String] = [:]
+        /// The same, counted per remote address.
+        var handshakingFrom: [String: Int] = [:]
         /// The dial in progress (connecting, handshaking or connected) per peer.
         var dialing: [ValidatorID: UInt64] = [:]
         var nextToken: UInt64 = 0
@@ -286,32 +294,61 @@ public final class PeerNetwork: Sendable {
     public var boundPort: Int? { state.withLock { $0.boundPort } }
 
     /// Refusal and rejection counts so far.
-    public var stats: NetworkStats { state.withLock { $0.stats } }
+    public var stats: NetworkStats {
+        state.withLock { state in
+            var stats = state.stats
+            stats.handshaking = state.handshaking.count
+            return stats
+        }
+    }
 
     // MARK: Connections
 
     /// Sets up a new channel's pipeline. Runs on the channel's event loop.
+    ///
+    /// An inbound connection takes a place in the handshake pool (`maxInboundConnections`, at most
+    /// `maxHandshakesPerAddress` from one address) until its hello is accepted; then it is the link of a genesis
+    /// validator, which is not counted there (each validator has its own place), so connections that never
+    /// authenticate cannot keep a validator out once it has, nor take its place.
     private func initialize(_ channel: any Channel, direction: PeerConnection.Direction) throws {
         let connection = PeerConnection(channel: channel, direction: direction)
-        let admitted = state.withLock { state -> String? in
-            guard state.phase == .running else { return "shutting down" }
+        let host = connection.remoteHost
+        let admitted = state.withLock { state -> (code: String, detail: String)? in
+            guard state.phase == .running else { return ("shutting_down", "local node shutting down") }
             if direction == .inbound {
-                guard state.inbound < config.maxInboundConnections else {
-                    state.stats.inboundRefused += 1
-                    return "\(state.inbound) inbound connections open, limit \(config.maxInboundConnections)"
+                let fromHost = state.handshakingFrom[host, default: 0]
+                let refusal: (code: String, detail: String)?
+                if fromHost >= config.maxHandshakesPerAddress {
+                    refusal = ("handshakes_per_address",
+                               "\(fromHost) connections from \(host) in the handshake, limit \(config.maxHandshakesPerAddress)")
+                } else if state.handshaking.count >= config.maxInboundConnections {
+                    refusal = ("handshake_pool_full",
+                               "\(state.handshaking.count) inbound connections in the handshake, limit \(config.maxInboundConnections)")
+                } else {
+                    refusal = nil
                 }
-                state.inbound += 1
+                if let refusal {
+                    state.stats.inboundRefused[refusal.code, default: 0] += 1
+                    return refusal
+                }
+                state.handshaking[connection.id] = host
+                state.handshakingFrom[host] = fromHost + 1
+                metrics.handshakesInProgress.record(state.handshaking.count)
             }
             state.open[connection.id] = connection
             return nil
         }
         if let refusal = admitted {
-            if direction == .inbound {
-                metrics.inboundRefused.increment()
-                logger.warning("p2p inbound connection refused",
-                               metadata: ["remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")", "reason": "\(refusal)"])
+            if direction == .inbound, refusal.code != "shutting_down" {
+                metrics.inboundRefused(refusal.code)
+                if let suppressed = warnings.admit("inbound_refused.\(refusal.code)") {
+                    logger.warning("p2p inbound connection refused",
+                                   metadata: ["remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")",
+                                              "reason": "\(refusal.code)", "detail": "\(refusal.detail)",
+                                              "suppressed": "\(suppressed)"])
+                }
             }
-            throw NetworkError(refusal)
+            throw NetworkError(refusal.detail)
         }
         channel.closeFuture.whenComplete { [self] _ in closed(connection) }
 
@@ -369,10 +406,12 @@ public final class PeerNetwork: Sendable {
         connection.setReason(code, detail)
         state.withLock { $0.stats.handshakesRefused[code, default: 0] += 1 }
         metrics.handshakeRefused(code)
+        guard let suppressed = warnings.admit("handshake_refused.\(code)") else { return }
         var metadata: Logger.Metadata = ["reason": "\(code)", "detail": "\(detail)",
                                          "remote": "\(connection.channel.remoteAddress.map { "\($0)" } ?? "?")"]
         if let keyHash { metadata["keySHA256"] = "\(keyHash)" }
         if let peer = connection.expected { metadata["peer"] = "\(peer)" }
+        metadata["suppressed"] = "\(suppressed)"
         logger.warning("p2p peer refused", metadata: metadata)
     }
 
@@ -467,6 +506,7 @@ public final class PeerNetwork: Sendable {
             connection.accept(hello)
             state.links[peer] = connection
             state.attempts[peer] = 0
+            leaveHandshakePool(connection, &state)
             emit(.connected(peer, hello), &state)
             metrics.connectedPeers.record(state.links.count)
             return (true, old)
@@ -490,13 +530,23 @@ public final class PeerNetwork: Sendable {
         }
     }
 
+    /// The connection is no longer in the handshake pool (hello accepted, or closed).
+    private func leaveHandshakePool(_ connection: PeerConnection, _ state: inout State) {
+        guard let host = state.handshaking.removeValue(forKey: connection.id) else { return }
+        let left = state.handshakingFrom[host, default: 1] - 1
+        state.handshakingFrom[host] = left > 0 ? left : nil
+        metrics.handshakesInProgress.record(state.handshaking.count)
+    }
+
     /// A frame broke the protocol: count it, log it, close the connection.
     func rejectFrame(_ error: WireError, on connection: PeerConnection) {
         state.withLock { $0.stats.framesRejected[error.code, default: 0] += 1 }
         metrics.frameRejected(error.code)
-        logger.warning("p2p frame rejected", metadata: [
-            "peer": "\(connection.peer.map { "\($0)" } ?? connection.expected.map { "\($0)" } ?? "?")",
-            "reason": "\(error.code)", "detail": "\(error.message)"])
+        if let suppressed = warnings.admit("frame_rejected.\(error.code)") {
+            logger.warning("p2p frame rejected", metadata: [
+                "peer": "\(connection.peer.map { "\($0)" } ?? connection.expected.map { "\($0)" } ?? "?")",
+                "reason": "\(error.code)", "detail": "\(error.message)", "suppressed": "\(suppressed)"])
+        }
         connection.close(error.code, error.message)
     }
 
@@ -518,7 +568,7 @@ public final class PeerNetwork: Sendable {
         let (wasLink, redial) = state.withLock { state -> (ValidatorID?, ValidatorID?) in
             state.open.removeValue(forKey: connection.id)
             state.stats.disconnects[reason.code, default: 0] += 1
-            if connection.isInbound { state.inbound -= 1 }
+            leaveHandshakePool(connection, &state)
             var wasLink: ValidatorID?
             if let peer = connection.peer, state.links[peer] === connection {
                 state.links.removeValue(forKey: peer)
