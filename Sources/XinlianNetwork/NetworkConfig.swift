@@ -30,6 +30,13 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
     /// `statusIntervalMs` a live peer is never silent, and a dead host is noticed without waiting for TCP.
     /// Must exceed `statusIntervalMs`. Default 10 000 ms.
     public var idleTimeoutMs: Int
+    /// Frame bytes (type + body) of one peer decoded and not yet taken by the node from `PeerNetwork.events`. A frame
+    /// that would go over it is held and the peer is not read from until the node has taken enough (backpressure).
+    /// At least `maxFrameBytes`. Default 64 MiB.
+    public var peerInboundBytes: Int
+    /// Events of one peer (its `connected` and messages) not yet taken by the node; over it, as for
+    /// `peerInboundBytes`. Default 8192.
+    public var peerInboundEvents: Int
 
     public static let defaultMaxInboundConnections = 32
     public static let defaultMaxHandshakesPerAddress = 4
@@ -41,6 +48,8 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
     public static let defaultReconnectMaxMs = 10_000
     public static let defaultStatusIntervalMs = 1000
     public static let defaultIdleTimeoutMs = 10_000
+    public static let defaultPeerInboundBytes = 64 * 1024 * 1024
+    public static let defaultPeerInboundEvents = 8192
 
     public init() {
         maxInboundConnections = Self.defaultMaxInboundConnections
@@ -53,11 +62,14 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
         reconnectMaxMs = Self.defaultReconnectMaxMs
         statusIntervalMs = Self.defaultStatusIntervalMs
         idleTimeoutMs = Self.defaultIdleTimeoutMs
+        peerInboundBytes = Self.defaultPeerInboundBytes
+        peerInboundEvents = Self.defaultPeerInboundEvents
     }
 
     private enum CodingKeys: String, CodingKey {
         case maxInboundConnections, maxHandshakesPerAddress, maxFrameBytes, peerBytesPerSecond, peerQueuedBytes
         case handshakeTimeoutMs, reconnectMinMs, reconnectMaxMs, statusIntervalMs, idleTimeoutMs
+        case peerInboundBytes, peerInboundEvents
     }
 
     public init(from decoder: any Decoder) throws {
@@ -74,9 +86,12 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
         reconnectMaxMs = try container.decodeIfPresent(Int.self, forKey: .reconnectMaxMs) ?? reconnectMaxMs
         statusIntervalMs = try container.decodeIfPresent(Int.self, forKey: .statusIntervalMs) ?? statusIntervalMs
         idleTimeoutMs = try container.decodeIfPresent(Int.self, forKey: .idleTimeoutMs) ?? idleTimeoutMs
+        peerInboundBytes = try container.decodeIfPresent(Int.self, forKey: .peerInboundBytes) ?? peerInboundBytes
+        peerInboundEvents = try container.decodeIfPresent(Int.self, forKey: .peerInboundEvents) ?? peerInboundEvents
     }
 
-    /// Values a node cannot run with: non-positive sizes or timings, or a reconnect range upside down.
+    /// Values a node cannot run with: non-positive sizes or timings, a reconnect range upside down, or an inbound
+    /// budget that cannot hold one frame.
     public var problems: [String] {
         var problems: [String] = []
         if maxInboundConnections < 0 { problems.append("maxInboundConnections must be at least 0") }
@@ -90,6 +105,8 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
         }
         if statusIntervalMs < 1 { problems.append("statusIntervalMs must be positive") }
         if idleTimeoutMs <= statusIntervalMs { problems.append("idleTimeoutMs must exceed statusIntervalMs") }
+        if peerInboundBytes < maxFrameBytes { problems.append("peerInboundBytes must be at least maxFrameBytes") }
+        if peerInboundEvents < 1 { problems.append("peerInboundEvents must be positive") }
         return problems
     }
 }

@@ -7,7 +7,7 @@ import Synchronization
 import XinlianCore
 import XinlianCrypto
 
-/// What the network tells the node, in order per peer.
+/// What the network tells the node, in order per peer (peers take turns: see ``PeerNetwork/events``).
 public enum NetworkEvent: Sendable {
     /// A peer completed TLS and hello.
     case connected(ValidatorID, PeerHello)
@@ -38,10 +38,18 @@ public struct NetworkStats: Sendable, Equatable {
     public var inboundRefused: [String: Int] = [:]
     /// Outbound messages not sent because peers would refuse them (over `maxFrameBytes` or a count limit).
     public var framesNotSent = 0
+    /// Times reading from a peer was paused because its inbound budget (`peerInboundBytes`, `peerInboundEvents`)
+    /// could not take its next frame.
+    public var inboundBudgetPauses: [ValidatorID: Int] = [:]
     /// Inbound connections in the handshake now (TCP accepted, hello not yet accepted).
     public var handshaking = 0
-    /// Events lost because the event buffer was full.
-    public var eventsDropped = 0
+    /// Frame bytes and events of each peer decoded and not yet taken from ``PeerNetwork/events`` (peers with none
+    /// are left out).
+    public var inboundBytes: [ValidatorID: Int] = [:]
+    public var inboundEvents: [ValidatorID: Int] = [:]
+    /// The most frame bytes each peer ever had waiting, and the most all peers had waiting together.
+    public var inboundPeakBytes: [ValidatorID: Int] = [:]
+    public var inboundPeakTotalBytes = 0
 }
 
 /// A peer's dial address.
@@ -65,15 +73,12 @@ struct PeerAddress: Sendable {
 /// The peer-to-peer transport: one mutually authenticated TLS 1.3 connection to every other validator
 /// in genesis, frames as in `docs/protocol.md`. The validator with the smaller id dials; the other accepts.
 public final class PeerNetwork: Sendable {
-    /// Events buffered for the consumer; beyond this, new events are dropped, counted and logged.
-    public static let eventBufferSize = 8192
-
     let consortium: Consortium
     let local: ValidatorID
     let config: NetworkConfig
     let logger: Logger
-    let metrics = NetworkMetrics()
-    /// Refusal warnings: at most one per second per reason (the counters stay exact).
+    let metrics: NetworkMetrics
+    /// Refusal and budget warnings: at most one per second per reason (the counters stay exact).
     let warnings = LogRateLimiter()
     let group: any EventLoopGroup
     private let listen: PeerAddress
@@ -84,11 +89,12 @@ public final class PeerNetwork: Sendable {
     private let keyOwners: [String: ValidatorID]
     private let serverContext: NIOSSLContext
     private let clientContext: NIOSSLContext
-    /// Connection events and messages, in order per peer. Single consumer; at most ``eventBufferSize``
-    /// are buffered, and when the consumer falls that far behind new events are dropped (counted, logged).
-    /// Ends after ``shutdown()``.
+    /// Connection events and messages, in order per peer; peers with events waiting take turns, one event each.
+    /// Single consumer. Nothing is dropped: each peer's events waiting here are bounded by its inbound budget
+    /// (``NetworkConfig/peerInboundBytes`` of frames, ``NetworkConfig/peerInboundEvents``), released as the consumer
+    /// takes them; a peer whose budget is full is not read from until it has room. Ends after ``shutdown()``.
     public let events: AsyncStream<NetworkEvent>
-    private let sink: AsyncStream<NetworkEvent>.Continuation
+    private let queue: InboundQueue
     private let state = Mutex(State())
 
     private enum Phase { case idle, running, stopped }
@@ -179,8 +185,13 @@ public final class PeerNetwork: Sendable {
         }
         serverContext = try NIOSSLContext(configuration: server)
         clientContext = try NIOSSLContext(configuration: client)
-        (events, sink) = AsyncStream.makeStream(of: NetworkEvent.self,
-                                                bufferingPolicy: .bufferingOldest(Self.eventBufferSize))
+        let metrics = NetworkMetrics()
+        let queue = InboundQueue(bytesLimit: config.peerInboundBytes, eventsLimit: config.peerInboundEvents,
+                                 metrics: metrics)
+        self.metrics = metrics
+        self.queue = queue
+        // Pulled: an event leaves the queue (and its peer's budget) only when the consumer asks for the next one.
+        events = AsyncStream(unfolding: { await queue.next() })
     }
 
     // MARK: Public surface
@@ -207,7 +218,7 @@ public final class PeerNetwork: Sendable {
                 .bind(host: listen.host, port: listen.port).get()
         } catch {
             state.withLock { $0.phase = .stopped }
-            sink.finish()
+            queue.finish()
             throw NetworkError("cannot listen on \(listen.host):\(listen.port): \(error)")
         }
         let port = server.localAddress?.port
@@ -238,7 +249,7 @@ public final class PeerNetwork: Sendable {
         try? await server?.close()
         for connection in open { connection.close("shutdown", "local node shutting down") }
         for connection in open { try? await connection.channel.closeFuture.get() }
-        sink.finish()
+        queue.finish()
     }
 
     /// Sends `message` to every connected peer; it is encoded once.
@@ -293,13 +304,19 @@ public final class PeerNetwork: Sendable {
     /// The listening port once ``start()`` has bound it.
     public var boundPort: Int? { state.withLock { $0.boundPort } }
 
-    /// Refusal and rejection counts so far.
+    /// Refusal and rejection counts so far, and what waits for the consumer.
     public var stats: NetworkStats {
-        state.withLock { state in
+        var stats = state.withLock { state in
             var stats = state.stats
             stats.handshaking = state.handshaking.count
             return stats
         }
+        for (peer, usage) in queue.usage {
+            stats.inboundBytes[peer] = usage.bytes
+            stats.inboundEvents[peer] = usage.events
+        }
+        (stats.inboundPeakBytes, stats.inboundPeakTotalBytes) = queue.peaks
+        return stats
     }
 
     // MARK: Connections
@@ -366,7 +383,6 @@ public final class PeerNetwork: Sendable {
         try pipeline.addHandler(InboundRateLimiter(bytesPerSecond: config.peerBytesPerSecond, metrics: metrics,
                                                    connection: connection))
         try pipeline.addHandler(tls)
-        try pipeline.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: config.maxFrameBytes)))
         try pipeline.addHandler(PeerChannelHandler(network: self, connection: connection))
     }
 
@@ -432,7 +448,8 @@ public final class PeerNetwork: Sendable {
     /// Every `statusIntervalMs` on an accepted link: drop it if silent too long, else send our status.
     func tick(_ connection: PeerConnection) {
         let silent = connection.silentMs
-        guard silent <= UInt64(config.idleTimeoutMs) else {
+        // While its budget is full we do not read the peer: its silence is ours.
+        guard silent <= UInt64(config.idleTimeoutMs) || connection.budgetPaused.load(ordering: .relaxed) else {
             logger.warning("p2p peer silent", metadata: ["peer": "\(connection.peer.map { "\($0)" } ?? "?")",
                                                          "silentMs": "\(silent)"])
             return connection.close("idle_timeout", "nothing received for \(silent) ms")
@@ -475,9 +492,12 @@ public final class PeerNetwork: Sendable {
         return ByteBuffer(bytes: frame)
     }
 
-    /// Checks the peer's hello; on success the connection becomes the link to that peer (replacing an
-    /// older one) and `.connected` is emitted. On failure the connection is closed.
-    func acceptHello(_ hello: PeerHello, on connection: PeerConnection) -> Bool {
+    enum HelloOutcome { case accepted, refused, blocked }
+
+    /// Checks the peer's hello (`bytes`: its frame); on success the connection becomes the link to that peer
+    /// (replacing an older one) and `.connected` is queued. On failure the connection is closed. `blocked`: the
+    /// peer's inbound budget cannot take `.connected` yet; nothing changed, and the connection is woken later.
+    func acceptHello(_ hello: PeerHello, bytes: Int, on connection: PeerConnection) -> HelloOutcome {
         let refusal: (String, String)?
         if hello.protocolVersion != WireLimits.protocolVersion {
             refusal = ("protocol_version", "peer speaks version \(hello.protocolVersion), we speak \(WireLimits.protocolVersion)")
@@ -494,40 +514,77 @@ public final class PeerNetwork: Sendable {
         if let (code, detail) = refusal {
             refuseHandshake(connection, code, detail, keyHash: nil)
             connection.close(code, detail)
-            return false
+            return .refused
         }
         let peer = hello.validator
-        let outcome = state.withLock { state -> (accepted: Bool, replaced: PeerConnection?) in
-            guard state.phase == .running, !state.cut.contains(peer) else { return (false, nil) }
+        let outcome = state.withLock { state -> (outcome: HelloOutcome, replaced: PeerConnection?) in
+            guard state.phase == .running, !state.cut.contains(peer) else { return (.refused, nil) }
             let old = state.links[peer]
-            if old != nil {
-                emit(.disconnected(peer, reason: "replaced: a new connection from \(peer) completed hello"), &state)
+            let replaced = old.map { _ in
+                NetworkEvent.disconnected(peer, reason: "replaced: a new connection from \(peer) completed hello")
+            }
+            switch queue.offer(.connected(peer, hello), from: peer, bytes: bytes, after: replaced,
+                               waiter: connection.budgetWaiter) {
+            case .blocked: return (.blocked, nil)
+            case .finished: return (.refused, nil)
+            case .queued: break
             }
             connection.accept(hello)
             state.links[peer] = connection
             state.attempts[peer] = 0
             leaveHandshakePool(connection, &state)
-            emit(.connected(peer, hello), &state)
             metrics.connectedPeers.record(state.links.count)
-            return (true, old)
+            return (.accepted, old)
         }
-        guard outcome.accepted else {
+        switch outcome.outcome {
+        case .blocked:
+            return .blocked
+        case .refused:
             connection.close("cut", "link to \(peer) is cut or the node is stopping")
-            return false
+            return .refused
+        case .accepted:
+            break
         }
         if let old = outcome.replaced { old.close("replaced", "a newer connection from \(peer) completed hello") }
         logger.info("p2p peer connected", metadata: ["peer": "\(peer)", "height": "\(hello.height)",
                                                      "inbound": "\(connection.isInbound)"])
-        return true
+        return .accepted
     }
 
-    /// Hands a frame from an accepted connection to the consumer (dropped if the link was replaced).
-    func deliver(_ message: WireMessage, from connection: PeerConnection) {
-        guard let peer = connection.peer, !connection.isClosing else { return }
-        state.withLock { state in
-            guard state.links[peer] === connection else { return }
-            emit(.message(peer, message), &state)
+    /// Hands a frame (`bytes`: its type and body) from an accepted connection to the consumer; dropped if the link
+    /// was replaced. False when the peer's inbound budget cannot take it yet: nothing was queued, and the
+    /// connection is woken when there is room.
+    func deliver(_ message: WireMessage, bytes: Int, from connection: PeerConnection) -> Bool {
+        guard let peer = connection.peer, !connection.isClosing else { return true }
+        return state.withLock { state in
+            guard state.links[peer] === connection else { return true }
+            return queue.offer(.message(peer, message), from: peer, bytes: bytes, waiter: connection.budgetWaiter)
+                != .blocked
         }
+    }
+
+    /// Reading from `connection` stops: its peer's budget cannot take the next frame. Counted, logged (at most
+    /// once a second per peer).
+    func inboundPaused(_ connection: PeerConnection) {
+        connection.budgetPaused.store(true, ordering: .relaxed)
+        let peer = connection.expected
+        state.withLock { state in
+            if let peer { state.stats.inboundBudgetPauses[peer, default: 0] += 1 }
+        }
+        metrics.inboundBudgetPauses.increment()
+        let name = peer.map { "\($0)" } ?? "?"
+        guard let suppressed = warnings.admit("inbound_budget.\(name)") else { return }
+        let usage = peer.flatMap { queue.usage[$0] } ?? InboundQueue.Usage()
+        logger.warning("p2p peer over its inbound budget: reading paused until the node takes its events", metadata: [
+            "peer": "\(name)", "bufferedBytes": "\(usage.bytes)", "bufferedEvents": "\(usage.events)",
+            "limitBytes": "\(config.peerInboundBytes)", "limitEvents": "\(config.peerInboundEvents)",
+            "suppressed": "\(suppressed)"])
+    }
+
+    /// Reading from `connection` resumes.
+    func inboundResumed(_ connection: PeerConnection) {
+        connection.heard()
+        connection.budgetPaused.store(false, ordering: .relaxed)
     }
 
     /// The connection is no longer in the handshake pool (hello accepted, or closed).
@@ -550,18 +607,6 @@ public final class PeerNetwork: Sendable {
         connection.close(error.code, error.message)
     }
 
-    /// Emits while holding the state lock, so events of one peer keep their order.
-    private func emit(_ event: NetworkEvent, _ state: inout State) {
-        if case .dropped = sink.yield(event) {
-            state.stats.eventsDropped += 1
-            metrics.eventsDropped.increment()
-            if state.stats.eventsDropped == 1 || state.stats.eventsDropped.isMultiple(of: 1000) {
-                logger.error("p2p event buffer full: events dropped",
-                             metadata: ["dropped": "\(state.stats.eventsDropped)", "buffer": "\(Self.eventBufferSize)"])
-            }
-        }
-    }
-
     /// A channel closed: forget it, emit `.disconnected` if it was the link, and redial if we are the dialer.
     private func closed(_ connection: PeerConnection) {
         let reason = connection.reason
@@ -569,11 +614,13 @@ public final class PeerNetwork: Sendable {
             state.open.removeValue(forKey: connection.id)
             state.stats.disconnects[reason.code, default: 0] += 1
             leaveHandshakePool(connection, &state)
+            queue.cancel(connection.id)
             var wasLink: ValidatorID?
             if let peer = connection.peer, state.links[peer] === connection {
                 state.links.removeValue(forKey: peer)
                 metrics.connectedPeers.record(state.links.count)
-                emit(.disconnected(peer, reason: reason.text), &state)
+                // Queued under the state lock, like everything of this peer, so its events keep their order.
+                queue.push(.disconnected(peer, reason: reason.text), from: peer)
                 wasLink = peer
             }
             var redial: ValidatorID?

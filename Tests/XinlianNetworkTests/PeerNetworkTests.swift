@@ -397,29 +397,6 @@ import XinlianCrypto
         await n2.shutdown()
     }
 
-    @Test func unconsumedEventsAreDroppedAndCounted() async throws {
-        let fixture = try await NetFixture(count: 2)
-        let logs = LogStore()
-        // Nobody reads this network's events.
-        let n1 = try PeerNetwork(consortium: fixture.consortium, local: "v1", listen: fixture.address("v1"),
-                                 identity: try #require(fixture.identities["v1"]), config: NetFixture.fastConfig,
-                                 group: group, logger: Logger(label: "v1") { _ in CapturingLogHandler(store: logs) },
-                                 localStatus: { PeerStatus(height: 0, lastBlockHash: .zero) })
-        try await n1.start()
-        let raw = try await RawPeer.connect(to: fixture.address("v1"), identity: try #require(fixture.identities["v0"]),
-                                            group: group)
-        try await raw.send(.hello(PeerHello(chainID: NetFixture.chainID, genesisHash: fixture.consortium.genesisHash,
-                                            validator: "v0", height: 1, lastBlockHash: .zero)))
-        let status = WireCodec.frame(.status(PeerStatus(height: 1, lastBlockHash: .zero)))
-        let burst = Array((0..<(PeerNetwork.eventBufferSize + 100)).map { _ in status }.joined())
-        try await raw.sendRaw(burst)
-        #expect(await logs.waitForWarning(containing: "event buffer full"))
-        #expect(n1.stats.eventsDropped >= 1)
-        #expect(n1.connectedPeers == ["v0"])
-        await raw.close()
-        await n1.shutdown()
-    }
-
     @Test func disconnectLetsThePeerComeBack() async throws {
         let fixture = try await NetFixture(count: 2)
         let n0 = try await fixture.node("v0")
