@@ -27,15 +27,30 @@ final class PeerConnection: Sendable {
 
     let channel: any Channel
     let direction: Direction
+    /// The remote IP address (inbound: the key of the per-address handshake limit).
+    let remoteHost: String
     /// Bytes handed to the channel and not yet written to the socket.
     let queued = Atomic<Int>(0)
     /// When bytes last arrived (`NIODeadline.uptimeNanoseconds`).
     let lastHeard = Atomic<UInt64>(NIODeadline.now().uptimeNanoseconds)
+    /// True while reading is paused because the peer's inbound budget is full: silence is then ours, not the peer's.
+    let budgetPaused = Atomic<Bool>(false)
     private let state = Mutex(State())
 
     init(channel: any Channel, direction: Direction) {
         self.channel = channel
         self.direction = direction
+        remoteHost = channel.remoteAddress?.ipAddress ?? "unknown"
+    }
+
+    /// Wakes this connection's handler (on its event loop, never inline) when its peer's budget has room again.
+    var budgetWaiter: InboundQueue.Waiter {
+        let channel = channel
+        return InboundQueue.Waiter(id: id) {
+            channel.eventLoop.execute {
+                channel.pipeline.syncOperations.fireUserInboundEventTriggered(InboundBudgetAvailable())
+            }
+        }
     }
 
     var id: ObjectIdentifier { ObjectIdentifier(self) }

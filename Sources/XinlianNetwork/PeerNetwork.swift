@@ -7,7 +7,7 @@ import Synchronization
 import XinlianCore
 import XinlianCrypto
 
-/// What the network tells the node, in order per peer.
+/// What the network tells the node, in order per peer (peers take turns: see ``PeerNetwork/events``).
 public enum NetworkEvent: Sendable {
     /// A peer completed TLS and hello.
     case connected(ValidatorID, PeerHello)
@@ -33,12 +33,23 @@ public struct NetworkStats: Sendable, Equatable {
     public var framesRejected: [String: Int] = [:]
     /// Closed connections by reason code, whether or not they had completed hello.
     public var disconnects: [String: Int] = [:]
-    /// Inbound connections closed at once because `maxInboundConnections` were open.
-    public var inboundRefused = 0
+    /// Inbound connections closed at accept, by reason: `handshakes_per_address` (`maxHandshakesPerAddress` from that
+    /// address still in the handshake), `handshake_pool_full` (`maxInboundConnections` in the handshake).
+    public var inboundRefused: [String: Int] = [:]
     /// Outbound messages not sent because peers would refuse them (over `maxFrameBytes` or a count limit).
     public var framesNotSent = 0
-    /// Events lost because the event buffer was full.
-    public var eventsDropped = 0
+    /// Times reading from a peer was paused because its inbound budget (`peerInboundBytes`, `peerInboundEvents`)
+    /// could not take its next frame.
+    public var inboundBudgetPauses: [ValidatorID: Int] = [:]
+    /// Inbound connections in the handshake now (TCP accepted, hello not yet accepted).
+    public var handshaking = 0
+    /// Frame bytes and events of each peer decoded and not yet taken from ``PeerNetwork/events`` (peers with none
+    /// are left out).
+    public var inboundBytes: [ValidatorID: Int] = [:]
+    public var inboundEvents: [ValidatorID: Int] = [:]
+    /// The most frame bytes each peer ever had waiting, and the most all peers had waiting together.
+    public var inboundPeakBytes: [ValidatorID: Int] = [:]
+    public var inboundPeakTotalBytes = 0
 }
 
 /// A peer's dial address.
@@ -62,14 +73,13 @@ struct PeerAddress: Sendable {
 /// The peer-to-peer transport: one mutually authenticated TLS 1.3 connection to every other validator
 /// in genesis, frames as in `docs/protocol.md`. The validator with the smaller id dials; the other accepts.
 public final class PeerNetwork: Sendable {
-    /// Events buffered for the consumer; beyond this, new events are dropped, counted and logged.
-    public static let eventBufferSize = 8192
-
     let consortium: Consortium
     let local: ValidatorID
     let config: NetworkConfig
     let logger: Logger
-    let metrics = NetworkMetrics()
+    let metrics: NetworkMetrics
+    /// Refusal and budget warnings: at most one per second per reason (the counters stay exact).
+    let warnings = LogRateLimiter()
     let group: any EventLoopGroup
     private let listen: PeerAddress
     private let localStatus: @Sendable () -> PeerStatus
@@ -79,11 +89,12 @@ public final class PeerNetwork: Sendable {
     private let keyOwners: [String: ValidatorID]
     private let serverContext: NIOSSLContext
     private let clientContext: NIOSSLContext
-    /// Connection events and messages, in order per peer. Single consumer; at most ``eventBufferSize``
-    /// are buffered, and when the consumer falls that far behind new events are dropped (counted, logged).
-    /// Ends after ``shutdown()``.
+    /// Connection events and messages, in order per peer; peers with events waiting take turns, one event each.
+    /// Single consumer. Nothing is dropped: each peer's events waiting here are bounded by its inbound budget
+    /// (``NetworkConfig/peerInboundBytes`` of frames, ``NetworkConfig/peerInboundEvents``), released as the consumer
+    /// takes them; a peer whose budget is full is not read from until it has room. Ends after ``shutdown()``.
     public let events: AsyncStream<NetworkEvent>
-    private let sink: AsyncStream<NetworkEvent>.Continuation
+    private let queue: InboundQueue
     private let state = Mutex(State())
 
     private enum Phase { case idle, running, stopped }
@@ -96,7 +107,10 @@ public final class PeerNetwork: Sendable {
         var links: [ValidatorID: PeerConnection] = [:]
         /// Every open connection, for shutdown and cut.
         var open: [ObjectIdentifier: PeerConnection] = [:]
-        var inbound = 0
+        /// Inbound connections still in the handshake (TCP accepted, hello not yet accepted): their remote address.
+        var handshaking: [ObjectIdentifier: String] = [:]
+        /// The same, counted per remote address.
+        var handshakingFrom: [String: Int] = [:]
         /// The dial in progress (connecting, handshaking or connected) per peer.
         var dialing: [ValidatorID: UInt64] = [:]
         var nextToken: UInt64 = 0
@@ -171,8 +185,13 @@ public final class PeerNetwork: Sendable {
         }
         serverContext = try NIOSSLContext(configuration: server)
         clientContext = try NIOSSLContext(configuration: client)
-        (events, sink) = AsyncStream.makeStream(of: NetworkEvent.self,
-                                                bufferingPolicy: .bufferingOldest(Self.eventBufferSize))
+        let metrics = NetworkMetrics()
+        let queue = InboundQueue(bytesLimit: config.peerInboundBytes, eventsLimit: config.peerInboundEvents,
+                                 metrics: metrics)
+        self.metrics = metrics
+        self.queue = queue
+        // Pulled: an event leaves the queue (and its peer's budget) only when the consumer asks for the next one.
+        events = AsyncStream(unfolding: { await queue.next() })
     }
 
     // MARK: Public surface
@@ -199,7 +218,7 @@ public final class PeerNetwork: Sendable {
                 .bind(host: listen.host, port: listen.port).get()
         } catch {
             state.withLock { $0.phase = .stopped }
-            sink.finish()
+            queue.finish()
             throw NetworkError("cannot listen on \(listen.host):\(listen.port): \(error)")
         }
         let port = server.localAddress?.port
@@ -230,7 +249,7 @@ public final class PeerNetwork: Sendable {
         try? await server?.close()
         for connection in open { connection.close("shutdown", "local node shutting down") }
         for connection in open { try? await connection.channel.closeFuture.get() }
-        sink.finish()
+        queue.finish()
     }
 
     /// Sends `message` to every connected peer; it is encoded once.
@@ -285,33 +304,68 @@ public final class PeerNetwork: Sendable {
     /// The listening port once ``start()`` has bound it.
     public var boundPort: Int? { state.withLock { $0.boundPort } }
 
-    /// Refusal and rejection counts so far.
-    public var stats: NetworkStats { state.withLock { $0.stats } }
+    /// Refusal and rejection counts so far, and what waits for the consumer.
+    public var stats: NetworkStats {
+        var stats = state.withLock { state in
+            var stats = state.stats
+            stats.handshaking = state.handshaking.count
+            return stats
+        }
+        for (peer, usage) in queue.usage {
+            stats.inboundBytes[peer] = usage.bytes
+            stats.inboundEvents[peer] = usage.events
+        }
+        (stats.inboundPeakBytes, stats.inboundPeakTotalBytes) = queue.peaks
+        return stats
+    }
 
     // MARK: Connections
 
     /// Sets up a new channel's pipeline. Runs on the channel's event loop.
+    ///
+    /// An inbound connection takes a place in the handshake pool (`maxInboundConnections`, at most
+    /// `maxHandshakesPerAddress` from one address) until its hello is accepted; then it is the link of a genesis
+    /// validator, which is not counted there (each validator has its own place), so connections that never
+    /// authenticate cannot keep a validator out once it has, nor take its place.
     private func initialize(_ channel: any Channel, direction: PeerConnection.Direction) throws {
         let connection = PeerConnection(channel: channel, direction: direction)
-        let admitted = state.withLock { state -> String? in
-            guard state.phase == .running else { return "shutting down" }
+        let host = connection.remoteHost
+        let admitted = state.withLock { state -> (code: String, detail: String)? in
+            guard state.phase == .running else { return ("shutting_down", "local node shutting down") }
             if direction == .inbound {
-                guard state.inbound < config.maxInboundConnections else {
-                    state.stats.inboundRefused += 1
-                    return "\(state.inbound) inbound connections open, limit \(config.maxInboundConnections)"
+                let fromHost = state.handshakingFrom[host, default: 0]
+                let refusal: (code: String, detail: String)?
+                if fromHost >= config.maxHandshakesPerAddress {
+                    refusal = ("handshakes_per_address",
+                               "\(fromHost) connections from \(host) in the handshake, limit \(config.maxHandshakesPerAddress)")
+                } else if state.handshaking.count >= config.maxInboundConnections {
+                    refusal = ("handshake_pool_full",
+                               "\(state.handshaking.count) inbound connections in the handshake, limit \(config.maxInboundConnections)")
+                } else {
+                    refusal = nil
                 }
-                state.inbound += 1
+                if let refusal {
+                    state.stats.inboundRefused[refusal.code, default: 0] += 1
+                    return refusal
+                }
+                state.handshaking[connection.id] = host
+                state.handshakingFrom[host] = fromHost + 1
+                metrics.handshakesInProgress.record(state.handshaking.count)
             }
             state.open[connection.id] = connection
             return nil
         }
         if let refusal = admitted {
-            if direction == .inbound {
-                metrics.inboundRefused.increment()
-                logger.warning("p2p inbound connection refused",
-                               metadata: ["remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")", "reason": "\(refusal)"])
+            if direction == .inbound, refusal.code != "shutting_down" {
+                metrics.inboundRefused(refusal.code)
+                if let suppressed = warnings.admit("inbound_refused.\(refusal.code)") {
+                    logger.warning("p2p inbound connection refused",
+                                   metadata: ["remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")",
+                                              "reason": "\(refusal.code)", "detail": "\(refusal.detail)",
+                                              "suppressed": "\(suppressed)"])
+                }
             }
-            throw NetworkError(refusal)
+            throw NetworkError(refusal.detail)
         }
         channel.closeFuture.whenComplete { [self] _ in closed(connection) }
 
@@ -329,7 +383,6 @@ public final class PeerNetwork: Sendable {
         try pipeline.addHandler(InboundRateLimiter(bytesPerSecond: config.peerBytesPerSecond, metrics: metrics,
                                                    connection: connection))
         try pipeline.addHandler(tls)
-        try pipeline.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: config.maxFrameBytes)))
         try pipeline.addHandler(PeerChannelHandler(network: self, connection: connection))
     }
 
@@ -369,10 +422,12 @@ public final class PeerNetwork: Sendable {
         connection.setReason(code, detail)
         state.withLock { $0.stats.handshakesRefused[code, default: 0] += 1 }
         metrics.handshakeRefused(code)
+        guard let suppressed = warnings.admit("handshake_refused.\(code)") else { return }
         var metadata: Logger.Metadata = ["reason": "\(code)", "detail": "\(detail)",
                                          "remote": "\(connection.channel.remoteAddress.map { "\($0)" } ?? "?")"]
         if let keyHash { metadata["keySHA256"] = "\(keyHash)" }
         if let peer = connection.expected { metadata["peer"] = "\(peer)" }
+        metadata["suppressed"] = "\(suppressed)"
         logger.warning("p2p peer refused", metadata: metadata)
     }
 
@@ -393,7 +448,8 @@ public final class PeerNetwork: Sendable {
     /// Every `statusIntervalMs` on an accepted link: drop it if silent too long, else send our status.
     func tick(_ connection: PeerConnection) {
         let silent = connection.silentMs
-        guard silent <= UInt64(config.idleTimeoutMs) else {
+        // While its budget is full we do not read the peer: its silence is ours.
+        guard silent <= UInt64(config.idleTimeoutMs) || connection.budgetPaused.load(ordering: .relaxed) else {
             logger.warning("p2p peer silent", metadata: ["peer": "\(connection.peer.map { "\($0)" } ?? "?")",
                                                          "silentMs": "\(silent)"])
             return connection.close("idle_timeout", "nothing received for \(silent) ms")
@@ -436,9 +492,12 @@ public final class PeerNetwork: Sendable {
         return ByteBuffer(bytes: frame)
     }
 
-    /// Checks the peer's hello; on success the connection becomes the link to that peer (replacing an
-    /// older one) and `.connected` is emitted. On failure the connection is closed.
-    func acceptHello(_ hello: PeerHello, on connection: PeerConnection) -> Bool {
+    enum HelloOutcome { case accepted, refused, blocked }
+
+    /// Checks the peer's hello (`bytes`: its frame); on success the connection becomes the link to that peer
+    /// (replacing an older one) and `.connected` is queued. On failure the connection is closed. `blocked`: the
+    /// peer's inbound budget cannot take `.connected` yet; nothing changed, and the connection is woken later.
+    func acceptHello(_ hello: PeerHello, bytes: Int, on connection: PeerConnection) -> HelloOutcome {
         let refusal: (String, String)?
         if hello.protocolVersion != WireLimits.protocolVersion {
             refusal = ("protocol_version", "peer speaks version \(hello.protocolVersion), we speak \(WireLimits.protocolVersion)")
@@ -455,61 +514,97 @@ public final class PeerNetwork: Sendable {
         if let (code, detail) = refusal {
             refuseHandshake(connection, code, detail, keyHash: nil)
             connection.close(code, detail)
-            return false
+            return .refused
         }
         let peer = hello.validator
-        let outcome = state.withLock { state -> (accepted: Bool, replaced: PeerConnection?) in
-            guard state.phase == .running, !state.cut.contains(peer) else { return (false, nil) }
+        let outcome = state.withLock { state -> (outcome: HelloOutcome, replaced: PeerConnection?) in
+            guard state.phase == .running, !state.cut.contains(peer) else { return (.refused, nil) }
             let old = state.links[peer]
-            if old != nil {
-                emit(.disconnected(peer, reason: "replaced: a new connection from \(peer) completed hello"), &state)
+            let replaced = old.map { _ in
+                NetworkEvent.disconnected(peer, reason: "replaced: a new connection from \(peer) completed hello")
+            }
+            switch queue.offer(.connected(peer, hello), from: peer, bytes: bytes, after: replaced,
+                               waiter: connection.budgetWaiter) {
+            case .blocked: return (.blocked, nil)
+            case .finished: return (.refused, nil)
+            case .queued: break
             }
             connection.accept(hello)
             state.links[peer] = connection
             state.attempts[peer] = 0
-            emit(.connected(peer, hello), &state)
+            leaveHandshakePool(connection, &state)
             metrics.connectedPeers.record(state.links.count)
-            return (true, old)
+            return (.accepted, old)
         }
-        guard outcome.accepted else {
+        switch outcome.outcome {
+        case .blocked:
+            return .blocked
+        case .refused:
             connection.close("cut", "link to \(peer) is cut or the node is stopping")
-            return false
+            return .refused
+        case .accepted:
+            break
         }
         if let old = outcome.replaced { old.close("replaced", "a newer connection from \(peer) completed hello") }
         logger.info("p2p peer connected", metadata: ["peer": "\(peer)", "height": "\(hello.height)",
                                                      "inbound": "\(connection.isInbound)"])
-        return true
+        return .accepted
     }
 
-    /// Hands a frame from an accepted connection to the consumer (dropped if the link was replaced).
-    func deliver(_ message: WireMessage, from connection: PeerConnection) {
-        guard let peer = connection.peer, !connection.isClosing else { return }
-        state.withLock { state in
-            guard state.links[peer] === connection else { return }
-            emit(.message(peer, message), &state)
+    /// Hands a frame (`bytes`: its type and body) from an accepted connection to the consumer; dropped if the link
+    /// was replaced. False when the peer's inbound budget cannot take it yet: nothing was queued, and the
+    /// connection is woken when there is room.
+    func deliver(_ message: WireMessage, bytes: Int, from connection: PeerConnection) -> Bool {
+        guard let peer = connection.peer, !connection.isClosing else { return true }
+        return state.withLock { state in
+            guard state.links[peer] === connection else { return true }
+            return queue.offer(.message(peer, message), from: peer, bytes: bytes, waiter: connection.budgetWaiter)
+                != .blocked
         }
+    }
+
+    /// Reading from `connection` stops: its peer's budget cannot take the next frame. Counted, logged (at most
+    /// once a second per peer).
+    func inboundPaused(_ connection: PeerConnection) {
+        connection.budgetPaused.store(true, ordering: .relaxed)
+        let peer = connection.expected
+        state.withLock { state in
+            if let peer { state.stats.inboundBudgetPauses[peer, default: 0] += 1 }
+        }
+        metrics.inboundBudgetPauses.increment()
+        let name = peer.map { "\($0)" } ?? "?"
+        guard let suppressed = warnings.admit("inbound_budget.\(name)") else { return }
+        let usage = peer.flatMap { queue.usage[$0] } ?? InboundQueue.Usage()
+        logger.warning("p2p peer over its inbound budget: reading paused until the node takes its events", metadata: [
+            "peer": "\(name)", "bufferedBytes": "\(usage.bytes)", "bufferedEvents": "\(usage.events)",
+            "limitBytes": "\(config.peerInboundBytes)", "limitEvents": "\(config.peerInboundEvents)",
+            "suppressed": "\(suppressed)"])
+    }
+
+    /// Reading from `connection` resumes.
+    func inboundResumed(_ connection: PeerConnection) {
+        connection.heard()
+        connection.budgetPaused.store(false, ordering: .relaxed)
+    }
+
+    /// The connection is no longer in the handshake pool (hello accepted, or closed).
+    private func leaveHandshakePool(_ connection: PeerConnection, _ state: inout State) {
+        guard let host = state.handshaking.removeValue(forKey: connection.id) else { return }
+        let left = state.handshakingFrom[host, default: 1] - 1
+        state.handshakingFrom[host] = left > 0 ? left : nil
+        metrics.handshakesInProgress.record(state.handshaking.count)
     }
 
     /// A frame broke the protocol: count it, log it, close the connection.
     func rejectFrame(_ error: WireError, on connection: PeerConnection) {
         state.withLock { $0.stats.framesRejected[error.code, default: 0] += 1 }
         metrics.frameRejected(error.code)
-        logger.warning("p2p frame rejected", metadata: [
-            "peer": "\(connection.peer.map { "\($0)" } ?? connection.expected.map { "\($0)" } ?? "?")",
-            "reason": "\(error.code)", "detail": "\(error.message)"])
-        connection.close(error.code, error.message)
-    }
-
-    /// Emits while holding the state lock, so events of one peer keep their order.
-    private func emit(_ event: NetworkEvent, _ state: inout State) {
-        if case .dropped = sink.yield(event) {
-            state.stats.eventsDropped += 1
-            metrics.eventsDropped.increment()
-            if state.stats.eventsDropped == 1 || state.stats.eventsDropped.isMultiple(of: 1000) {
-                logger.error("p2p event buffer full: events dropped",
-                             metadata: ["dropped": "\(state.stats.eventsDropped)", "buffer": "\(Self.eventBufferSize)"])
-            }
+        if let suppressed = warnings.admit("frame_rejected.\(error.code)") {
+            logger.warning("p2p frame rejected", metadata: [
+                "peer": "\(connection.peer.map { "\($0)" } ?? connection.expected.map { "\($0)" } ?? "?")",
+                "reason": "\(error.code)", "detail": "\(error.message)", "suppressed": "\(suppressed)"])
         }
+        connection.close(error.code, error.message)
     }
 
     /// A channel closed: forget it, emit `.disconnected` if it was the link, and redial if we are the dialer.
@@ -518,12 +613,14 @@ public final class PeerNetwork: Sendable {
         let (wasLink, redial) = state.withLock { state -> (ValidatorID?, ValidatorID?) in
             state.open.removeValue(forKey: connection.id)
             state.stats.disconnects[reason.code, default: 0] += 1
-            if connection.isInbound { state.inbound -= 1 }
+            leaveHandshakePool(connection, &state)
+            queue.cancel(connection.id)
             var wasLink: ValidatorID?
             if let peer = connection.peer, state.links[peer] === connection {
                 state.links.removeValue(forKey: peer)
                 metrics.connectedPeers.record(state.links.count)
-                emit(.disconnected(peer, reason: reason.text), &state)
+                // Queued under the state lock, like everything of this peer, so its events keep their order.
+                queue.push(.disconnected(peer, reason: reason.text), from: peer)
                 wasLink = peer
             }
             var redial: ValidatorID?

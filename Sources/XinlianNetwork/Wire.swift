@@ -15,6 +15,10 @@ public enum WireLimits {
     public static let frameBytes = Limits.recordBytes * syncBlocksPerRequest + 1024 * 1024
     /// Size of the length prefix in front of every frame.
     public static let lengthPrefixBytes = 4
+    /// The largest hello frame (type byte + body: version, two names of at most ``Name/lengthLimit`` bytes with
+    /// their 4-byte lengths, two hashes, a height). Until a connection's hello is accepted, no larger frame is
+    /// buffered.
+    public static let helloFrameBytes = 1 + 2 + 2 * (4 + Name.lengthLimit) + 2 * 32 + 8
 }
 
 /// The first frame each side sends after the TLS handshake.

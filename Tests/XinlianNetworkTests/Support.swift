@@ -77,8 +77,10 @@ struct NetFixture {
         return config
     }
 
-    /// A started network for `id`, with its events recorded.
-    func node(_ id: ValidatorID, config: NetworkConfig = Self.fastConfig, height: UInt64 = 7) async throws -> TestNode {
+    /// A started network for `id`, with its events recorded (from the start, or once
+    /// ``TestNode/startConsuming()`` is called when `consuming` is false).
+    func node(_ id: ValidatorID, config: NetworkConfig = Self.fastConfig, height: UInt64 = 7,
+              consuming: Bool = true) async throws -> TestNode {
         let identity = try #require(identities[id])
         let logs = LogStore()
         var logger = Logger(label: "p2p.\(id)") { _ in CapturingLogHandler(store: logs) }
@@ -87,6 +89,7 @@ struct NetFixture {
                                       config: config, group: MultiThreadedEventLoopGroup.singleton, logger: logger,
                                       localStatus: { PeerStatus(height: height, lastBlockHash: .zero) })
         let node = TestNode(id: id, network: network, logs: logs)
+        if consuming { node.startConsuming() }
         try await network.start()
         return node
     }
@@ -98,21 +101,83 @@ final class TestNode: Sendable {
     let network: PeerNetwork
     let log = EventLog()
     let logs: LogStore
-    private let consumer: Task<Void, Never>
+    private let consumer = Mutex<Task<Void, Never>?>(nil)
 
     init(id: ValidatorID, network: PeerNetwork, logs: LogStore) {
         self.id = id
         self.network = network
         self.logs = logs
-        let log = log
-        consumer = Task {
-            for await event in network.events { log.append(event) }
+    }
+
+    /// Starts taking the network's events into ``log`` (once).
+    func startConsuming() {
+        let (network, log) = (network, log)
+        consumer.withLock { task in
+            guard task == nil else { return }
+            task = Task {
+                for await event in network.events { log.append(event) }
+            }
         }
     }
 
     func shutdown() async {
         await network.shutdown()
-        await consumer.value
+        await consumer.withLock { $0 }?.value
+    }
+}
+
+/// Plain TCP connections that never send a byte (not even a TLS ClientHello), from a chosen loopback source
+/// address: the pre-authentication flood of issue 8, attack 7.
+final class SilentTCPFlood: Sendable {
+    let channels: [any Channel]
+    private let counter: CloseCounter
+
+    private final class CloseCounter: Sendable {
+        let count = Atomic<Int>(0)
+    }
+
+    private init(channels: [any Channel], counter: CloseCounter) {
+        self.channels = channels
+        self.counter = counter
+    }
+
+    /// Opens `count` connections to `127.0.0.1:port` from `source` (any 127.x.y.z address on Linux).
+    static func open(count: Int, toPort port: Int, from source: String,
+                     group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> SilentTCPFlood {
+        let counter = CloseCounter()
+        var channels: [any Channel] = []
+        let local = try SocketAddress(ipAddress: source, port: 0)
+        for _ in 0..<count {
+            let channel = try await ClientBootstrap(group: group)
+                .bind(to: local)
+                .connect(host: "127.0.0.1", port: port).get()
+            channel.closeFuture.whenComplete { _ in counter.count.add(1, ordering: .relaxed) }
+            channels.append(channel)
+        }
+        return SilentTCPFlood(channels: channels, counter: counter)
+    }
+
+    /// Connections closed so far (by the node: the flood never closes one itself before ``close()``).
+    var closed: Int { counter.count.load(ordering: .relaxed) }
+
+    /// True once at least `count` connections are closed; false after `timeout`.
+    func waitUntilClosed(atLeast count: Int, timeout: Duration = .seconds(5)) async -> Bool {
+        await poll(timeout: timeout) { self.closed >= count }
+    }
+
+    func close() async {
+        for channel in channels { try? await channel.close() }
+    }
+}
+
+/// Polls `condition` every 10 ms until it holds (true) or `timeout` passes (false): for conditions that have no
+/// event to wait on, such as counters.
+func poll(timeout: Duration = .seconds(5), _ condition: @Sendable () -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while true {
+        if condition() { return true }
+        guard ContinuousClock.now < deadline else { return false }
+        try? await Task.sleep(for: .milliseconds(10))
     }
 }
 

@@ -200,4 +200,32 @@ struct Gen {
         let again = try JSONDecoder().decode(NetworkConfig.self, from: try JSONEncoder().encode(decoded))
         #expect(again == decoded)
     }
+
+    @Test func inboundLimitsDecodeAndAreChecked() throws {
+        let json = #"{"maxHandshakesPerAddress": 2, "peerInboundBytes": 33554432, "peerInboundEvents": 100}"#
+        let decoded = try JSONDecoder().decode(NetworkConfig.self, from: Data(json.utf8))
+        #expect(decoded.maxHandshakesPerAddress == 2)
+        #expect(decoded.peerInboundBytes == 32 * 1024 * 1024)
+        #expect(decoded.peerInboundEvents == 100)
+        let defaults = NetworkConfig()
+        #expect(defaults.maxHandshakesPerAddress == 4)
+        #expect(defaults.handshakeTimeoutMs == 3000)
+        #expect(defaults.peerInboundBytes == 64 * 1024 * 1024)
+        #expect(defaults.peerInboundEvents == 8192)
+        // A budget that cannot hold one frame would stall a peer for ever.
+        var small = defaults
+        small.peerInboundBytes = small.maxFrameBytes - 1
+        #expect(small.problems == ["peerInboundBytes must be at least maxFrameBytes"])
+        var none = defaults
+        none.maxHandshakesPerAddress = 0
+        none.peerInboundEvents = 0
+        #expect(none.problems.count == 2)
+    }
+
+    @Test func helloFrameBoundIsTheLargestHello() throws {
+        let longest = try Name(String(repeating: "a", count: Name.lengthLimit))
+        let hello = WireMessage.hello(PeerHello(chainID: longest, genesisHash: .zero, validator: longest,
+                                                height: .max, lastBlockHash: .zero))
+        #expect(WireCodec.frame(hello).count - WireLimits.lengthPrefixBytes == WireLimits.helloFrameBytes)
+    }
 }
