@@ -86,6 +86,37 @@ extension ConsensusCore {
         rounds[vote.round] = entry
     }
 
+    /// Whether the core would keep `signed` even as a validator's second conflicting vote of a step: it is for the
+    /// height being decided and for nothing, or for a value that can decide something in its round (a proposal's
+    /// block, or one a later proposal names with that round as its proof-of-lock round).
+    public func isRelevant(_ signed: SignedVote) -> Bool {
+        let vote = signed.vote
+        guard phase == .running, vote.height == height else { return false }
+        return vote.blockHash.map { relevantValues(round: vote.round).contains($0) } ?? true
+    }
+
+    /// Whether the core kept `message` (in its round at the height being decided, or buffered for a later height).
+    /// A shell remembers as seen only what the core kept, so that a copy of a message the core dropped (a
+    /// buffered slot already taken, a conflicting vote that did not matter then) can still be taken later.
+    public func holds(_ message: ConsensusMessage) -> Bool {
+        switch message {
+        case .proposal(let signed, _):
+            let proposal = signed.proposal
+            if phase == .running, proposal.height == height {
+                return rounds[proposal.round]?.proposals.contains(signed) == true
+            }
+            let key = BufferKey(round: proposal.round, slot: 0, validator: proposal.proposer)
+            return future[proposal.height]?[key] == message
+        case .vote(let signed):
+            let vote = signed.vote
+            if phase == .running, vote.height == height {
+                return rounds[vote.round]?[vote.kind].holds(vote) == true
+            }
+            let key = BufferKey(round: vote.round, slot: vote.kind.rawValue, validator: vote.validator)
+            return future[vote.height]?[key] == message
+        }
+    }
+
     func isGenuine(_ signed: SignedVote, key: PublicKey) -> Bool {
         verifier.isValid(signature: signed.signature, message: signed.vote.signingBytes, key: key)
     }

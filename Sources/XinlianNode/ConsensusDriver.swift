@@ -34,15 +34,8 @@ struct ConsensusRuntime {
     /// Set when consensus had to stop (a journal write or a commit failed): the node signs nothing more and says
     /// why in status and the log; a restart (after fixing the cause) resumes from the journal.
     var halted: String?
-    /// Proposals and votes taken at the next heights, by slot (height, round, step, signer): at most
-    /// ``messagesPerSlot`` distinct messages each — the first, and one conflicting one, which is the evidence of an
-    /// equivocation. A duplicate, or a third message for a slot, is dropped before the journal. The slots a
-    /// validator can fill are bounded by the heights and rounds ``accepts(_:runtime:)`` lets through.
-    var slots: [Slot: [SeenMessage]] = [:]
-    /// Validators whose messages for a height this node has not started arrived, and the heights whose scheduled
-    /// proposer proposed: an idle node joins a height only on those (see ``joinable(_:)``).
-    var starters: [UInt64: Set<ValidatorID>] = [:]
-    var proposedHeights: Set<UInt64> = []
+    /// What peers' proposals and votes must pass before anything of them is kept (shared with the simulator).
+    var gate: PeerGate
     /// Messages for the next height taken before this node joined it; fed (journalled first) when it does.
     var awaiting: [ConsensusMessage] = []
     /// Journal bytes of this height spent on peers' proposals (all proposers), and on each validator's votes.
@@ -50,7 +43,6 @@ struct ConsensusRuntime {
     var journalVoteBytes: [ValidatorID: Int] = [:]
     /// Sync requests served per peer in the current one-second window.
     var served: [ValidatorID: (windowMs: UInt64, count: Int)] = [:]
-    let schedule: ProposerSchedule
     /// When the next height may start (the genesis block interval after the last commit).
     var earliestStartMs: UInt64 = 0
     var startWakeScheduled = false
@@ -63,54 +55,12 @@ struct ConsensusRuntime {
         var serial: UInt64
     }
 
-    enum SeenMessage: Hashable {
-        case proposal(SignedProposal)
-        case vote(SignedVote)
-
-        init(_ message: ConsensusMessage) {
-            switch message {
-            case .proposal(let signed, _): self = .proposal(signed)
-            case .vote(let signed): self = .vote(signed)
-            }
-        }
-    }
-
-    /// One signer's message of one kind in one round of one height.
-    struct Slot: Hashable {
-        var height: UInt64
-        var round: UInt32
-        /// 0 for a proposal, else the vote kind's raw value.
-        var step: UInt8
-        var signer: ValidatorID
-
-        init(_ message: ConsensusMessage) {
-            switch message {
-            case .proposal(let signed, _):
-                let proposal = signed.proposal
-                self.init(height: proposal.height, round: proposal.round, step: 0, signer: proposal.proposer)
-            case .vote(let signed):
-                let vote = signed.vote
-                self.init(height: vote.height, round: vote.round, step: vote.kind.rawValue, signer: vote.validator)
-            }
-        }
-
-        init(height: UInt64, round: UInt32, step: UInt8, signer: ValidatorID) {
-            self.height = height
-            self.round = round
-            self.step = step
-            self.signer = signer
-        }
-    }
-
-    init(core: ConsensusCore, journal: ConsensusJournal, link: any PeerLink, validators: ValidatorSet) {
+    init(core: ConsensusCore, journal: ConsensusJournal, link: any PeerLink, consortium: Consortium) {
         self.core = core
         self.journal = journal
         self.link = link
-        self.schedule = ProposerSchedule(validators)
+        self.gate = PeerGate(validators: consortium.validators, parameters: consortium.genesis.parameters)
     }
-
-    /// Distinct messages kept per slot: the first and one conflicting one (the evidence).
-    static let messagesPerSlot = 2
 
     static let evidenceLimit = 64
     /// Sync requests one peer may have served per second.
@@ -165,7 +115,7 @@ extension NodeEngine {
                                                            byteLimit: ConsensusRuntime.journalByteLimit(validators: consortium.validators.members.count),
                                                            recordLimit: JournalEntry.limit)
         consensus = ConsensusRuntime(core: ConsensusCore(configuration: configuration), journal: journal, link: link,
-                                     validators: consortium.validators)
+                                     consortium: consortium)
         let next = store.height + 1
         var entries: [JournalEntry] = []
         for (index, bytes) in records.enumerated() {
@@ -206,10 +156,10 @@ extension NodeEngine {
             case .proposal(let signed, let block):
                 // Peers' messages count against their budgets again, so a restart neither forgets them (and takes
                 // duplicates) nor lets a peer that had spent its budget start afresh.
-                runtime.take(.proposal(signed, block))
+                runtime.gate.take(.proposal(signed, block))
                 runtime.spend(.proposal(signed, block), bytes: entry.canonicalBytes.count)
             case .vote(let signed):
-                runtime.take(.vote(signed))
+                runtime.gate.take(.vote(signed))
                 runtime.spend(.vote(signed), bytes: entry.canonicalBytes.count)
             default:
                 break
@@ -286,46 +236,30 @@ extension NodeEngine {
         // A message for a later height is kept only by a core that is deciding the next one (it buffers up to
         // two ahead); otherwise it is not taken, so that its re-gossip is not mistaken for a duplicate.
         guard message.height == next || running else { return false }
-        if case .proposal(let signed, let block) = message {
-            let proposal = signed.proposal
-            guard proposal.proposer == runtime.schedule.proposer(height: proposal.height, round: proposal.round) else {
-                drop(peer, reason: "proposal of \(proposal.proposer) at height \(proposal.height) round \(proposal.round), which it is not scheduled to propose")
-                return false
-            }
-            do { try BlockVerifier.checkLimits(block, parameters: consortium.genesis.parameters) } catch {
-                drop(peer, reason: "proposal at height \(proposal.height) round \(proposal.round): \(error)")
-                return false
-            }
+        if let reason = runtime.gate.rules.refusal(message) {
+            drop(peer, reason: reason)
+            return false
         }
-        guard consensus?.hasRoom(for: message) == true else { return false }
-        consensus?.take(message)
-        consensus?.noteStarter(message)
+        guard runtime.gate.hasRoom(for: message, core: runtime.core) else { return false }
         guard running || message.height > next else {
             // Not yet deciding the next height: keep the message (its slot is taken) until this node joins.
+            consensus?.gate.take(message)
             consensus?.awaiting.append(message)
-            if consensus?.joinable(next, validators: consortium.validators) == true { startHeight(next) }
+            if consensus?.gate.joinable(next) == true { startHeight(next) }
             return true
         }
         feed(ConsensusEvent(message), journalSync: false, fromPeer: true)
-        return true
+        consensus?.gate.take(message)
+        // Only what the core kept is "taken" for the pump's duplicate memory: a copy of a message the core dropped
+        // may still be needed once it has become relevant (``PeerGate/hasRoom(for:core:)``).
+        return consensus?.core.holds(message) == true
     }
 
     /// Whether a peer's proposal or vote can matter: for the next height (or the two after, which the core
     /// buffers) and, at the height being decided, for a round the core keeps. Anything else is dropped before
     /// it is journalled, so a peer cannot fill the journal with messages the core would ignore.
     private func accepts(_ message: ConsensusMessage, runtime: ConsensusRuntime) -> Bool {
-        let next = store.height + 1
-        guard message.height >= next, message.height <= next + ConsensusCore.futureHeightsLimit else { return false }
-        let round = switch message {
-        case .proposal(let signed, _): signed.proposal.round
-        case .vote(let signed): signed.vote.round
-        }
-        let core = runtime.core
-        guard core.phase == .running, message.height == core.height else {
-            return round <= ConsensusCore.futureRoundsLimit
-        }
-        return round &+ ConsensusCore.retainedPastRounds >= core.round
-            && UInt64(round) <= UInt64(core.round) + UInt64(ConsensusCore.futureRoundsLimit)
+        PeerGate.isUsable(message, next: store.height + 1, core: runtime.core)
     }
 
     /// What a peer may have missed: proposals and votes held for the current height in the current and the
@@ -363,7 +297,7 @@ extension NodeEngine {
         // connected peer not heard from at this height may be idle because it missed the pending transactions (its
         // link was down when they were relayed): it gets them again and joins on its own work. Peers that take part
         // are not sent them (each would verify every signature again, and under load that starves consensus).
-        let silent = connectedPeers.subtracting(runtime.starters[height] ?? []).sorted()
+        let silent = connectedPeers.subtracting(runtime.gate.starters(of: height)).sorted()
         if stalled, !silent.isEmpty, mempool.count > 0 {
             let pending = mempool.batch(maxCount: ConsensusRuntime.regossipTransactionsLimit,
                                         maxBytes: Int(consortium.genesis.parameters.maxBlockBytes)).map(\.transaction)
@@ -410,7 +344,7 @@ extension NodeEngine {
         if fromPeer, let message = ConsensusMessage(event), !runtime.withinBudget(message, bytes: bytes.count) {
             if !runtime.journalFullLogged {
                 logger.warning("consensus journal budget spent for this height: further such messages are dropped",
-                               metadata: ["height": "\(runtime.core.height)", "signer": "\(ConsensusRuntime.Slot(message).signer)"])
+                               metadata: ["height": "\(runtime.core.height)", "signer": "\(PeerGate.Slot(message).signer)"])
                 runtime.journalFullLogged = true
             }
             return false
@@ -649,7 +583,7 @@ extension NodeEngine {
         guard runtime.core.phase == .idle || runtime.core.height < next else { return }
         let heartbeat = consortium.genesis.parameters.heartbeatIntervalMs
         let heartbeatDue = heartbeat > 0 && now() >= lastBlockProducedMs &+ heartbeat
-        guard mempool.count > 0 || heartbeatDue || runtime.joinable(next, validators: consortium.validators) else {
+        guard mempool.count > 0 || heartbeatDue || runtime.gate.joinable(next) else {
             if heartbeat > 0 { scheduleStartWake(afterMs: heartbeat) }
             return
         }
@@ -893,20 +827,6 @@ extension SignRequest {
 }
 
 extension ConsensusRuntime {
-    /// Whether `message` is new and its slot has room.
-    func hasRoom(for message: ConsensusMessage) -> Bool {
-        let held = slots[Slot(message)] ?? []
-        return held.count < Self.messagesPerSlot && !held.contains(SeenMessage(message))
-    }
-
-    /// Records `message` in its slot (the caller checked ``hasRoom(for:)``, or replays what was journalled).
-    mutating func take(_ message: ConsensusMessage) {
-        let seen = SeenMessage(message)
-        let slot = Slot(message)
-        guard slots[slot]?.contains(seen) != true else { return }
-        slots[slot, default: []].append(seen)
-    }
-
     /// Whether journalling `bytes` more for `message` stays within its budget at this height.
     func withinBudget(_ message: ConsensusMessage, bytes: Int) -> Bool {
         switch message {
@@ -922,25 +842,9 @@ extension ConsensusRuntime {
         }
     }
 
-    /// Remembers who has started a height, and whether its scheduled proposer proposed.
-    mutating func noteStarter(_ message: ConsensusMessage) {
-        let slot = Slot(message)
-        starters[slot.height, default: []].insert(slot.signer)
-        if case .proposal = message { proposedHeights.insert(slot.height) }
-    }
-
-    /// Whether an idle node joins `height`: on a proposal from its scheduled proposer (checked before it was
-    /// taken), or on messages from more than a third of the voting power — at least one honest validator. One
-    /// Byzantine validator's vote alone cannot make idle nodes decide an empty height.
-    func joinable(_ height: UInt64, validators: ValidatorSet) -> Bool {
-        proposedHeights.contains(height) || validators.exceedsOneThird(validators.power(of: starters[height] ?? []))
-    }
-
     /// Forgets what concerns heights up to `committed`, and the journal's budgets (the journal was reset).
     mutating func pruneCommitted(through committed: UInt64) {
-        slots = slots.filter { $0.key.height > committed }
-        starters = starters.filter { $0.key > committed }
-        proposedHeights = proposedHeights.filter { $0 > committed }
+        gate.pruneCommitted(through: committed)
         awaiting = awaiting.filter { $0.height > committed }
         journalProposalBytes = 0
         journalVoteBytes = [:]
@@ -948,22 +852,3 @@ extension ConsensusRuntime {
     }
 }
 
-extension ConsensusEvent {
-    init(_ message: ConsensusMessage) {
-        switch message {
-        case .proposal(let signed, let block): self = .proposal(signed, block)
-        case .vote(let signed): self = .vote(signed)
-        }
-    }
-}
-
-extension ConsensusMessage {
-    /// The peer message an event carries, if it carries one.
-    init?(_ event: ConsensusEvent) {
-        switch event {
-        case .proposal(let signed, let block): self = .proposal(signed, block)
-        case .vote(let signed): self = .vote(signed)
-        default: return nil
-        }
-    }
-}

@@ -15,9 +15,9 @@ public struct PeerEventPump: Sendable {
     /// Proposals and votes already checked recently: a duplicate (re-gossip, or a peer replaying) is dropped
     /// here without a second signature check.
     private let recent = RecentBox()
-    /// Who proposes each round: checked before a proposal's signature, so that an off-schedule proposal costs
-    /// nothing but this lookup.
-    private let schedule: ProposerSchedule
+    /// The proposer schedule and genesis's block limits: checked before a proposal's signature, so that an
+    /// off-schedule or oversized proposal costs nothing but this lookup.
+    private let rules: PeerGate.Rules
 
     final class RecentBox: Sendable {
         let state = Mutex(RecentMessages())
@@ -49,7 +49,7 @@ public struct PeerEventPump: Sendable {
     public init(engine: NodeEngine, link: any PeerLink) {
         self.engine = engine
         self.link = link
-        self.schedule = ProposerSchedule(engine.consortium.validators)
+        self.rules = PeerGate.Rules(validators: engine.consortium.validators, parameters: engine.consortium.genesis.parameters)
     }
 
     /// Consumes `events` until the stream ends or the task is cancelled.
@@ -111,12 +111,7 @@ public struct PeerEventPump: Sendable {
                 return "proposal from \(proposal.proposer), who is not a validator"
             }
             // Cheap checks first: the proposer schedule and genesis's block limits, before any signature or hash.
-            guard proposal.proposer == schedule.proposer(height: proposal.height, round: proposal.round) else {
-                return "proposal of \(proposal.proposer) at height \(proposal.height) round \(proposal.round), which it is not scheduled to propose"
-            }
-            do { try BlockVerifier.checkLimits(block, parameters: consortium.genesis.parameters) } catch {
-                return "proposal at height \(proposal.height): \(error)"
-            }
+            if let reason = rules.refusal(.proposal(signed, block)) { return reason }
             guard member.publicKey.isValidSignature(signed.signature, for: proposal.signingBytes) else {
                 return "proposal of \(proposal.proposer) at height \(proposal.height) has a wrong signature"
             }

@@ -14,7 +14,15 @@ extension World {
         let chain = nodes[index].chain
         guard fromHeight >= 1, fromHeight <= UInt64(chain.count) else { return }
         let first = Int(fromHeight - 1)
-        let records = Array(chain[first..<min(chain.count, first + Self.syncBatchLimit)])
+        var records = Array(chain[first..<min(chain.count, first + Self.syncBatchLimit)])
+        if nodes[index].behaviour == .lyingSync {
+            // The first block's header is altered: its certificate no longer signs it.
+            var header = records[0].block.header
+            header.timeMs &+= 1
+            records[0] = CommittedBlock(block: Block(header: header, transactions: records[0].block.transactions),
+                                        certificate: records[0].certificate)
+            hostileSent += 1
+        }
         send(.syncResponse(records), from: index, to: peer)
     }
 
@@ -28,7 +36,7 @@ extension World {
                 try BlockVerifier.checkStructure(record, height: record.block.header.height, previousHash: previousHash,
                                                  consortium: setup.consortium)
             } catch {
-                self.record("n\(index) rejects synced block: \(error)")
+                refuse(at: index, "synced block: \(error)")
                 break
             }
             guard append(record, to: index, via: "sync") else { break }
@@ -54,6 +62,8 @@ extension World {
             committedHashes[height] = blockHash
         }
         nodes[index].chain.append(record)
+        let committed = UInt64(nodes[index].chain.count)
+        nodes[index].gate?.pruneCommitted(through: committed)
         return true
     }
 

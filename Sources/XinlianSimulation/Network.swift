@@ -51,6 +51,7 @@ extension World {
         guard down < max(1, (nodes.count - 1) / 3), !running.isEmpty else { return }
         let victim = running[Int(random.below(UInt64(running.count)))]
         nodes[victim].core = nil
+        nodes[victim].gate = nil
         nodes[victim].incarnation += 1
         record("n\(victim) crash (chain \(nodes[victim].chain.count), signed \(describe(nodes[victim].lastSigned)))")
         queue.push(.restart(node: victim), at: nowMs + random.inRange(Self.downtimeMs))
@@ -68,10 +69,9 @@ extension World {
         case .consensus(let consensus):
             record("n\(to) <- n\(from) \(describe(consensus))")
             if consensus.height >= UInt64(nodes[to].chain.count + 2) { requestSync(to, from: from) }
-            switch consensus {
-            case .proposal(let signed, let block): drive(to, .proposal(signed, block))
-            case .vote(let signed): drive(to, .vote(signed))
-            }
+            guard admit(consensus, at: to) else { return }
+            drive(to, ConsensusEvent(consensus))
+            nodes[to].gate?.take(consensus)
         case .status(let height):
             if height > UInt64(nodes[to].chain.count) { requestSync(to, from: from) }
         case .syncRequest(let fromHeight):
@@ -80,6 +80,39 @@ extension World {
             record("n\(to) <- n\(from) sync \(records.count) block(s)")
             applySync(to, records)
         }
+    }
+
+    /// The node's own gate (``PeerGate``): usable heights only, proposals on schedule and within genesis's limits,
+    /// and room in the message's slot. Refusals at honest nodes are counted.
+    mutating func admit(_ message: ConsensusMessage, at index: Int) -> Bool {
+        let next = UInt64(nodes[index].chain.count + 1)
+        guard let gate = nodes[index].gate, let core = nodes[index].core else { return false }
+        guard PeerGate.isUsable(message, next: next, core: core) else {
+            // Stale heights are refused; a round the core does not keep yet is simply not taken now.
+            if message.height < next { refuse(at: index, "height \(message.height) is decided (next \(next))") }
+            return false
+        }
+        if let reason = gate.rules.refusal(message) {
+            refuse(at: index, reason)
+            return false
+        }
+        guard gate.hasRoom(for: message, core: core) else {
+            if !gate.holds(message) { refuse(at: index, "slot full: \(describe(message))") }
+            return false
+        }
+        return true
+    }
+
+    mutating func refuse(at index: Int, _ reason: String) {
+        guard nodes[index].isHonest else { return }
+        refusedByHonest += 1
+        record("n\(index) refuses: \(reason)")
+    }
+
+    /// Sends what a Byzantine validator adds on its own to every peer, counting it.
+    mutating func hostile(_ message: NetworkMessage, from index: Int) {
+        hostileSent += nodes.count - 1
+        broadcast(message, from: index)
     }
 
     func describe(_ message: ConsensusMessage) -> String {
@@ -101,8 +134,17 @@ extension World {
         guard nodes.count > 1 else { return }
         var peer = Int(random.below(UInt64(nodes.count - 1)))
         if peer >= index { peer += 1 }
-        send(.status(height: UInt64(nodes[index].chain.count)), from: index, to: peer)
+        if nodes[index].behaviour == .lyingSync {
+            hostileSent += 1
+            send(.status(height: UInt64(nodes[index].chain.count) + Self.inflatedHeights), from: index, to: peer)
+        } else {
+            send(.status(height: UInt64(nodes[index].chain.count)), from: index, to: peer)
+        }
         guard nodes[index].behaviour != .silent else { return }
         for message in nodes[index].core?.heldMessages ?? [] { send(.consensus(message), from: index, to: peer) }
+        if nodes[index].behaviour == .replayer {
+            hostileSent += nodes[index].replay.count
+            for message in nodes[index].replay { send(.consensus(message), from: index, to: peer) }
+        }
     }
 }

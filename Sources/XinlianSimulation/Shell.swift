@@ -26,7 +26,9 @@ extension World {
                                                    variant: 0)))
         case .validateBlock(let block):
             let hash = block.header.hash(setup.suite)
-            pending.append(.blockValidated(hash: hash, valid: setup.isValid(block, on: nodes[index].chain)))
+            let valid = setup.isValid(block, on: nodes[index].chain)
+            if !valid { refuse(at: index, "proposed block \(short(hash)) by \(block.header.proposer) is invalid") }
+            pending.append(.blockValidated(hash: hash, valid: valid))
         case .sign(let request):
             if let signature = nodes[index].guardedSign(request) {
                 let message = signedMessage(request, signature)
@@ -43,6 +45,9 @@ extension World {
         case .scheduleTimeout(let timeout, let durationMs):
             queue.push(.timeout(node: index, incarnation: nodes[index].incarnation, timeout), at: nowMs + durationMs)
         case .commit(let block, let certificate):
+            if nodes[index].behaviour == .replayer {
+                nodes[index].replay = Array((nodes[index].core?.heldMessages ?? []).suffix(Self.replayKeptLimit))
+            }
             if append(CommittedBlock(block: block, certificate: certificate), to: index, via: "consensus") {
                 pending.append(startEvent(index))
             }
@@ -71,7 +76,19 @@ extension World {
     }
 
     mutating func broadcastProposal(_ signed: SignedProposal, _ block: Block, from index: Int) {
-        guard nodes[index].behaviour == .equivocatingProposer else {
+        switch nodes[index].behaviour {
+        case .oversizedBlock, .poisonedTransactions:
+            // Its own block replaced by one every honest validator must refuse, signed past the guard.
+            let included = nodes[index].behaviour == .oversizedBlock ? setup.transactions : [setup.poisoned]
+            let bad = setup.block(on: nodes[index].chain, proposer: nodes[index].id, nowMs: nowMs, transactions: included)
+            var proposal = signed.proposal
+            proposal.blockHash = bad.header.hash(setup.suite)
+            return hostile(.consensus(.proposal(SignedProposal(proposal: proposal,
+                                                               signature: nodes[index].rawSign(proposal.signingBytes)), bad)),
+                           from: index)
+        case .equivocatingProposer:
+            break
+        default:
             return broadcast(.consensus(.proposal(signed, block)), from: index)
         }
         // A second block and proposal for the same round, signed past the guard.
@@ -88,7 +105,31 @@ extension World {
     }
 
     mutating func broadcastVote(_ signed: SignedVote, from index: Int) {
-        guard nodes[index].behaviour == .doubleVoter else {
+        switch nodes[index].behaviour {
+        case .doubleVoter:
+            break
+        case .voteFlooder:
+            broadcast(.consensus(.vote(signed)), from: index)
+            for n in 0..<Self.floodVotesPerStep {
+                var vote = signed.vote
+                vote.blockHash = setup.suite.hash(Array("flood \(vote.height) \(vote.round) \(vote.kind) \(n)".utf8))
+                hostile(.consensus(.vote(SignedVote(vote: vote, signature: nodes[index].rawSign(vote.signingBytes)))),
+                        from: index)
+            }
+            return
+        case .offScheduleProposer:
+            broadcast(.consensus(.vote(signed)), from: index)
+            let vote = signed.vote
+            guard vote.kind == .prevote,
+                  nodes[index].gate?.rules.schedule.proposer(height: vote.height, round: vote.round) != nodes[index].id
+            else { return }
+            let block = setup.block(on: nodes[index].chain, proposer: nodes[index].id, nowMs: nowMs, variant: 2)
+            let proposal = Proposal(chainID: SimulatedConsortium.chainID, height: vote.height, round: vote.round,
+                                    blockHash: block.header.hash(setup.suite), polRound: nil, proposer: nodes[index].id)
+            return hostile(.consensus(.proposal(SignedProposal(proposal: proposal,
+                                                               signature: nodes[index].rawSign(proposal.signingBytes)), block)),
+                           from: index)
+        default:
             return broadcast(.consensus(.vote(signed)), from: index)
         }
         var vote = signed.vote

@@ -34,6 +34,10 @@ struct SimNode: Sendable {
     var ownVotes: [SignedVote] = []
     // Volatile.
     var core: ConsensusCore?
+    /// The node's peer gate (``PeerGate``, the node's own), fresh with each core.
+    var gate: PeerGate?
+    /// Messages of decided heights, kept by a `replayer` to send again.
+    var replay: [ConsensusMessage] = []
     var incarnation: UInt64 = 0
     var syncRequestedAtMs: UInt64?
 
@@ -82,11 +86,16 @@ struct SimNode: Sendable {
 struct SimulatedConsortium: Sendable {
     static let chainID: ChainID = "xinlian-sim"
     static let genesisTimeMs: UInt64 = 1_764_000_000_000
-    static let transactionPoolSize = 3
+    static let transactionPoolSize = 4
+    /// Genesis's `maxBlockTransactions` in simulations: honest blocks take at most this many of the pool; an
+    /// `oversizedBlock` proposer takes them all.
+    static let maxBlockTransactions: UInt32 = 3
 
     let consortium: Consortium
     let keys: [SigningKey]
     let transactions: [Transaction]
+    /// Signed by a member institution, dated past `Int64.max`: what a `poisonedTransactions` proposer includes.
+    let poisoned: Transaction
 
     var suite: CryptoSuite { consortium.suite }
     var validators: ValidatorSet { consortium.validators }
@@ -106,8 +115,10 @@ struct SimulatedConsortium: Sendable {
                                            publicKey: signing.publicKey.bytes.hexString, power: power,
                                            p2pAddress: "sim:\(index)", apiAddress: "sim:\(index)"))
         }
+        var parameters = ConsensusParameters.defaults
+        parameters.maxBlockTransactions = Self.maxBlockTransactions
         let genesis = Genesis(chainId: Self.chainID, cryptoSuite: .ed25519SHA256, genesisTimeMs: Self.genesisTimeMs,
-                              parameters: .defaults,
+                              parameters: parameters,
                               institutions: [InstitutionRecord(id: "bank-a", name: "Bank A", roles: [.member],
                                                                publicKey: institution.publicKey.bytes.hexString)],
                               validators: records)
@@ -120,6 +131,11 @@ struct SimulatedConsortium: Sendable {
                                        payload: Array("{\"amount\":\(n + 1)}".utf8))
             return try Transaction.sign(body, with: institution)
         }
+        poisoned = try Transaction.sign(TransactionBody(chainID: Self.chainID, kind: .facilityOpened, reporter: "bank-a",
+                                                        subject: try USCC.withCheckCharacter("91310000999999999"),
+                                                        timeMs: UInt64(Int64.max) + 1, nonce: 99,
+                                                        payload: Array("{\"amount\":1}".utf8)),
+                                        with: institution)
     }
 
     /// `v00`, `v01`, ...: zero-padded so the validator set's id order is the index order.
@@ -131,7 +147,7 @@ struct SimulatedConsortium: Sendable {
     func block(on chain: [CommittedBlock], proposer: ValidatorID, nowMs: UInt64, variant: UInt64) -> Block {
         let height = UInt64(chain.count + 1)
         let previous = chain.last?.block.header
-        let included = Array(transactions.prefix(Int((height + variant) % UInt64(transactions.count + 1))))
+        let included = Array(transactions.prefix(Int((height + variant) % UInt64(Self.maxBlockTransactions + 1))))
         let time = max(Self.genesisTimeMs + nowMs, previous?.timeMs ?? Self.genesisTimeMs) + variant
         let header = BlockHeader(chainID: Self.chainID, height: height, timeMs: time,
                                  previousHash: previous?.hash(suite) ?? consortium.genesisHash,
@@ -141,10 +157,27 @@ struct SimulatedConsortium: Sendable {
         return Block(header: header, transactions: included)
     }
 
-    /// The shell's validation: a well-formed header linked to `chain`, with a matching transactions root.
+    /// A block like ``block(on:proposer:nowMs:variant:)`` but over `transactions`.
+    func block(on chain: [CommittedBlock], proposer: ValidatorID, nowMs: UInt64, transactions included: [Transaction]) -> Block {
+        let honest = block(on: chain, proposer: proposer, nowMs: nowMs, variant: 0)
+        var header = honest.header
+        header.transactionsRoot = Block.transactionsRoot(included, suite: suite)
+        header.transactionCount = UInt32(included.count)
+        return Block(header: header, transactions: included)
+    }
+
+    /// The shell's validation: the real block rules (`BlockVerifier.checkBlock`: links, genesis's limits, times),
+    /// and a well-formed header linked to `chain`, with a matching transactions root.
     func isValid(_ block: Block, on chain: [CommittedBlock]) -> Bool {
         let header = block.header
         let previous = chain.last?.block.header
+        do {
+            try BlockVerifier.checkBlock(block, height: UInt64(chain.count + 1),
+                                         previousHash: previous?.hash(suite) ?? consortium.genesisHash,
+                                         previousTimeMs: previous?.timeMs ?? Self.genesisTimeMs, consortium: consortium)
+        } catch {
+            return false
+        }
         return header.chainID == Self.chainID && header.height == UInt64(chain.count + 1)
             && header.previousHash == (previous?.hash(suite) ?? consortium.genesisHash)
             && header.validatorSetHash == validators.hash && validators.member(header.proposer) != nil

@@ -54,6 +54,12 @@ struct World {
     static let downtimeMs: ClosedRange<UInt64> = 300...3_000
     /// Evidence kept in the result (all of it is counted).
     static let evidenceKeptLimit = 256
+    /// Extra votes a `voteFlooder` sends with each of its votes.
+    static let floodVotesPerStep = 8
+    /// Messages of decided heights a `replayer` keeps to send again.
+    static let replayKeptLimit = 32
+    /// How far beyond its chain a `lyingSync` validator claims to be.
+    static let inflatedHeights: UInt64 = 50
 
     enum Event {
         case deliver(from: Int, to: Int, NetworkMessage)
@@ -81,6 +87,8 @@ struct World {
     var evidence: [Equivocation] = []
     var eventCount = 0
     var trace = TraceLog()
+    var hostileSent = 0
+    var refusedByHonest = 0
 
     init(_ configuration: SimulationConfig) throws(SimulationError) {
         self.configuration = configuration
@@ -169,6 +177,7 @@ struct World {
         let configuration = ConsensusConfiguration(chainID: SimulatedConsortium.chainID, suite: setup.suite,
                                                    localValidator: nodes[index].id, timeouts: configuration.timeouts)
         nodes[index].core = ConsensusCore(configuration: configuration, verifier: verifier)
+        nodes[index].gate = PeerGate(validators: setup.validators, parameters: setup.consortium.genesis.parameters)
         drive(index, startEvent(index))
         let height = UInt64(nodes[index].chain.count + 1)
         for vote in nodes[index].ownVotes where vote.vote.height == height { drive(index, .signed(.vote(vote))) }
@@ -192,7 +201,8 @@ struct World {
     func result() -> SimulationResult {
         SimulationResult(seed: configuration.seed, violations: violations, chains: nodes.map(\.chain), honest: honest,
                          evidence: evidence, eventCount: eventCount, endTimeMs: nowMs, traceDigest: trace.digest,
-                         traceTail: trace.tail, fullTrace: trace.all)
+                         traceTail: trace.tail, fullTrace: trace.all, hostileMessages: hostileSent,
+                         refusedByHonest: refusedByHonest)
     }
 }
 

@@ -1,7 +1,7 @@
 import XinlianConsensus
 import XinlianCore
 
-/// How a Byzantine validator misbehaves. Its consensus core is honest; its shell lies.
+/// How a Byzantine validator misbehaves. Its consensus core is honest; its shell lies, with the real keys.
 public enum ByzantineBehaviour: String, Sendable, Hashable, CaseIterable {
     /// Proposes two different blocks in each of its rounds, one to each half of its peers.
     case equivocatingProposer
@@ -9,6 +9,18 @@ public enum ByzantineBehaviour: String, Sendable, Hashable, CaseIterable {
     case doubleVoter
     /// Never sends anything.
     case silent
+    /// With every vote, also sends distinct signed votes for the same step with random block hashes.
+    case voteFlooder
+    /// Signs and sends a proposal with a block in every round it votes in, scheduled to propose or not.
+    case offScheduleProposer
+    /// Proposes blocks with more transactions than genesis's `maxBlockTransactions`.
+    case oversizedBlock
+    /// Proposes blocks carrying a transaction dated past `Int64.max`.
+    case poisonedTransactions
+    /// Answers block sync with forged blocks, and claims heights it does not have.
+    case lyingSync
+    /// Re-sends the messages of heights already decided.
+    case replayer
 }
 
 /// Network and process faults, active from the start until ``faultyPeriodMs``; after that the network is
@@ -113,6 +125,11 @@ public struct SimulationResult: Sendable {
     public var traceTail: [String]
     /// Every trace line, when the configuration asked for it.
     public var fullTrace: [String]
+    /// Messages the Byzantine validators sent beyond what their honest cores asked for.
+    public var hostileMessages: Int
+    /// Proposals, votes, blocks and sync replies the honest validators refused (the gate, stale heights,
+    /// block validation, block sync verification).
+    public var refusedByHonest: Int
 
     /// A report naming the seed, the violations and the trace tail, for a failing test.
     public var failureReport: String {

@@ -51,9 +51,27 @@ struct SimulationTests {
         }
     }
 
+    /// Each hostile behaviour of issue 8 visibly acts against the real gate and block rules: its validator sends
+    /// what an honest one would not, and the honest validators refuse some of it — and still agree and progress.
+    @Test("each hostile behaviour sends, and the honest validators refuse",
+          arguments: [ByzantineBehaviour.voteFlooder, .offScheduleProposer, .oversizedBlock, .poisonedTransactions,
+                      .lyingSync, .replayer])
+    func hostileBehavioursAct(behaviour: ByzantineBehaviour) throws {
+        var hostile = 0, refused = 0
+        try runSeeds(0..<8) { seed in
+            SimulationConfig(seed: 5_000 + seed, validators: 4, byzantine: [behaviour])
+        } onResult: { result in
+            hostile += result.hostileMessages
+            refused += result.refusedByHonest
+        }
+        #expect(hostile > 0, "\(behaviour) sent nothing of its own")
+        #expect(refused > 0, "no honest validator refused anything \(behaviour) sent")
+    }
+
     @Test("f=2 of 7 under network faults and crashes, with Byzantine pairs",
           arguments: [[ByzantineBehaviour.equivocatingProposer, .doubleVoter], [.silent, .equivocatingProposer],
-                      [.doubleVoter, .silent]])
+                      [.doubleVoter, .silent], [.voteFlooder, .oversizedBlock], [.offScheduleProposer, .lyingSync],
+                      [.poisonedTransactions, .replayer]])
     func sevenValidators(behaviours: [ByzantineBehaviour]) throws {
         try runSeeds(0..<SimulationBudget.seedsPerConfiguration / 2) { seed in
             SimulationConfig(seed: 2_000 + seed, validators: 7, byzantine: behaviours)
@@ -90,9 +108,21 @@ struct SimulationTests {
             try #require(ByzantineBehaviour(rawValue: name), "unknown behaviour \(name)")
         }
         let tracePath = environment["XINLIAN_SIM_TRACE"]
+        var hostile = 0, refused = 0, evidence = 0
+        defer {
+            // scripts/simulate prints this: what the hostile validators did, and what the honest ones refused.
+            if let summary = environment["XINLIAN_SIM_SUMMARY"] {
+                let line = "hostile validators sent \(hostile) message(s) of their own; honest validators refused \(refused); "
+                    + "evidence against \(evidence)\n"
+                try? Data(line.utf8).write(to: URL(fileURLWithPath: summary))
+            }
+        }
         try runSeeds(first..<(first + count)) { seed in
             SimulationConfig(seed: seed, validators: validators, byzantine: behaviours, recordsFullTrace: tracePath != nil)
         } onResult: { result in
+            hostile += result.hostileMessages
+            refused += result.refusedByHonest
+            evidence += result.evidence.count
             guard let tracePath else { return }
             let text = result.fullTrace.joined(separator: "\n") + "\n"
             try Data(text.utf8).write(to: URL(fileURLWithPath: "\(tracePath).\(result.seed)"))
