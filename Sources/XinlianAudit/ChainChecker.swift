@@ -66,6 +66,8 @@ struct ChainChecker {
     private(set) var blocks: UInt64 = 0
     private(set) var transactions: UInt64 = 0
     private(set) var head: Hash32
+    /// The time of the block at `head` (genesis time before the first): no block may be older than its parent.
+    private var headTimeMs: UInt64
     private var seen = TransactionIDSet()
     private var state: StateReplay?
 
@@ -73,6 +75,7 @@ struct ChainChecker {
         self.consortium = consortium
         workers = max(options.workers, 1)
         head = consortium.genesisHash
+        headTimeMs = consortium.genesis.genesisTimeMs
         state = options.checkStateRoots ? StateReplay(suite: consortium.suite) : nil
     }
 
@@ -84,7 +87,7 @@ struct ChainChecker {
     mutating func process(_ window: [PendingRecord]) throws(AuditFault) {
         guard !window.isEmpty else { return }
         let decoded = decode(window)
-        let plan = WorkPlan(decoded: decoded, first: head)
+        let plan = WorkPlan(decoded: decoded, first: head, firstTimeMs: headTimeMs)
         let outcomes = check(plan, window: window)
         for position in window.indices {
             try accept(window[position], decoded: decoded[position], outcomes: plan.units(of: position).map { outcomes[$0] })
@@ -111,10 +114,10 @@ struct ChainChecker {
             let pending = window[unit.position]
             let record = unit.block.record
             switch unit.work {
-            case let .structure(previousHash):
+            case let .structure(previousHash, previousTimeMs):
                 do throws(VerificationError) {
                     try BlockVerifier.checkStructure(record, height: pending.height, previousHash: previousHash,
-                                                     consortium: consortium)
+                                                     previousTimeMs: previousTimeMs, consortium: consortium)
                     return UnitOutcome(fault: nil, ids: [])
                 } catch {
                     return UnitOutcome(fault: pending.fault(error), ids: [])
@@ -143,6 +146,7 @@ struct ChainChecker {
         blocks += 1
         transactions += UInt64(block.record.block.transactions.count)
         head = block.hash
+        headTimeMs = block.record.block.header.timeMs
     }
 
     private mutating func checkState(_ pending: PendingRecord, block: Block) throws(AuditFault) {
@@ -178,7 +182,7 @@ struct UnitOutcome: Sendable {
 /// The concurrent pieces of a window: per decodable block, its structure check then its signature chunks.
 struct WorkPlan: Sendable {
     enum Work: Sendable {
-        case structure(previousHash: Hash32)
+        case structure(previousHash: Hash32, previousTimeMs: UInt64)
         case signatures(Range<Int>)
     }
 
@@ -194,19 +198,20 @@ struct WorkPlan: Sendable {
 
     /// Plans `decoded`; `first` is the hash the first block must link to. A block after an undecodable one gets
     /// no units: the earlier fault is reported first anyway.
-    init(decoded: [Result<DecodedBlock, AuditFault>], first: Hash32) {
-        var previous: Hash32? = first
+    init(decoded: [Result<DecodedBlock, AuditFault>], first: Hash32, firstTimeMs: UInt64) {
+        var previous: (hash: Hash32, timeMs: UInt64)? = (first, firstTimeMs)
         for (position, outcome) in decoded.enumerated() {
             let start = units.count
-            if case let .success(block) = outcome, let previousHash = previous {
-                units.append(Unit(position: position, block: block, work: .structure(previousHash: previousHash)))
+            if case let .success(block) = outcome, let (previousHash, previousTimeMs) = previous {
+                units.append(Unit(position: position, block: block,
+                                  work: .structure(previousHash: previousHash, previousTimeMs: previousTimeMs)))
                 let count = block.record.block.transactions.count
                 for low in stride(from: 0, to: count, by: ChainChecker.signatureChunk) {
                     let range = low..<min(low + ChainChecker.signatureChunk, count)
                     units.append(Unit(position: position, block: block, work: .signatures(range)))
                 }
             }
-            previous = try? outcome.get().hash
+            previous = (try? outcome.get()).map { ($0.hash, $0.record.block.header.timeMs) }
             ranges.append(start..<units.count)
         }
     }
