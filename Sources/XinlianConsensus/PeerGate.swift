@@ -14,16 +14,29 @@ import XinlianCrypto
 public struct PeerGate: Sendable {
     /// The stateless part, shareable with the layer that checks signatures (the node's event pump).
     public struct Rules: Sendable {
+        public let chainID: ChainID
+        public let validators: ValidatorSet
         public let schedule: ProposerSchedule
         public let parameters: ConsensusParameters
 
-        public init(validators: ValidatorSet, parameters: ConsensusParameters) {
+        public init(chainID: ChainID, validators: ValidatorSet, parameters: ConsensusParameters) {
+            self.chainID = chainID
+            self.validators = validators
             schedule = ProposerSchedule(validators)
             self.parameters = parameters
         }
 
-        /// Why `message` must be refused (and its sender disconnected) before its signature is even checked, or nil.
+        /// Why `message` must be refused (and its sender disconnected) before its signature is even checked, or
+        /// nil: another chain, a signer outside the validator set, a proposal off its round's schedule or over
+        /// genesis's block limits.
         public func refusal(_ message: ConsensusMessage) -> String? {
+            let slot = Slot(message)
+            let chain = switch message {
+            case .proposal(let signed, _): signed.proposal.chainID
+            case .vote(let signed): signed.vote.chainID
+            }
+            guard chain == chainID else { return "message for chain \(chain), not \(chainID)" }
+            guard validators.member(slot.signer) != nil else { return "message signed by \(slot.signer), who is not a validator" }
             guard case .proposal(let signed, let block) = message else { return nil }
             let proposal = signed.proposal
             guard proposal.proposer == schedule.proposer(height: proposal.height, round: proposal.round) else {
@@ -71,6 +84,9 @@ public struct PeerGate: Sendable {
 
     /// Distinct messages kept per slot: the first and one conflicting one (the evidence).
     public static let messagesPerSlot = 2
+    /// Hard bound on a slot, relevant votes included: a round's relevant values are its own proposals (two at
+    /// most) and those later proposals name as their proof-of-lock round.
+    public static let slotLimit = 16
 
     public let rules: Rules
     let validators: ValidatorSet
@@ -78,8 +94,8 @@ public struct PeerGate: Sendable {
     var starters: [UInt64: Set<ValidatorID>] = [:]
     var proposedHeights: Set<UInt64> = []
 
-    public init(validators: ValidatorSet, parameters: ConsensusParameters) {
-        rules = Rules(validators: validators, parameters: parameters)
+    public init(chainID: ChainID, validators: ValidatorSet, parameters: ConsensusParameters) {
+        rules = Rules(chainID: chainID, validators: validators, parameters: parameters)
         self.validators = validators
     }
 
@@ -117,6 +133,7 @@ public struct PeerGate: Sendable {
         if case .vote(let signed) = message, let core { relevant = core.isRelevant(signed) }
         let held = slots[Slot(message)] ?? []
         if held.contains(Seen(message)) { return relevant }
+        guard held.count < Self.slotLimit else { return false }
         return held.count < Self.messagesPerSlot || relevant
     }
 
@@ -132,14 +149,19 @@ public struct PeerGate: Sendable {
         let slot = Slot(message)
         if slots[slot]?.contains(seen) != true { slots[slot, default: []].append(seen) }
         starters[slot.height, default: []].insert(slot.signer)
-        if case .proposal = message { proposedHeights.insert(slot.height) }
+        // Only a round-0 proposal that carries transactions counts as a height's scheduled start: a validator is
+        // scheduled in some round of nearly every height, so any later-round proposal (or an empty one) would
+        // let one member make idle replicas decide empty heights at will.
+        if case .proposal(let signed, let block) = message, signed.proposal.round == 0, !block.transactions.isEmpty {
+            proposedHeights.insert(slot.height)
+        }
     }
 
     /// Validators whose messages for `height` were taken.
     public func starters(of height: UInt64) -> Set<ValidatorID> { starters[height] ?? [] }
 
-    /// Whether an idle replica joins `height`: on a proposal from its scheduled proposer (the only proposals
-    /// taken), or on messages from more than a third of the voting power — at least one honest validator. One
+    /// Whether an idle replica joins `height`: on a round-0 proposal with transactions from its scheduled proposer
+    /// (the only proposals taken), or on messages from more than a third of the voting power — at least one honest validator. One
     /// Byzantine validator's vote alone cannot make idle replicas decide an empty height.
     public func joinable(_ height: UInt64) -> Bool {
         proposedHeights.contains(height) || validators.exceedsOneThird(validators.power(of: starters[height] ?? []))

@@ -91,7 +91,9 @@ extension ConsensusCore {
     /// block, or one a later proposal names with that round as its proof-of-lock round).
     public func isRelevant(_ signed: SignedVote) -> Bool {
         let vote = signed.vote
-        guard phase == .running, vote.height == height else { return false }
+        guard phase == .running, vote.height == height, vote.chainID == configuration.chainID, accepts(round: vote.round),
+              context?.validators.member(vote.validator) != nil
+        else { return false }
         return vote.blockHash.map { relevantValues(round: vote.round).contains($0) } ?? true
     }
 

@@ -59,7 +59,8 @@ struct ConsensusRuntime {
         self.core = core
         self.journal = journal
         self.link = link
-        self.gate = PeerGate(validators: consortium.validators, parameters: consortium.genesis.parameters)
+        self.gate = PeerGate(chainID: consortium.chainID, validators: consortium.validators,
+                             parameters: consortium.genesis.parameters)
     }
 
     static let evidenceLimit = 64
@@ -246,7 +247,9 @@ extension NodeEngine {
             consensus?.gate.take(message)
             consensus?.awaiting.append(message)
             if consensus?.gate.joinable(next) == true { startHeight(next) }
-            return true
+            // Not "taken" for the pump's duplicate memory: the core may still drop it when the node joins, and a
+            // later copy must then be able to come in (the gate refuses copies that are not needed).
+            return false
         }
         feed(ConsensusEvent(message), journalSync: false, fromPeer: true)
         consensus?.gate.take(message)
@@ -434,7 +437,12 @@ extension NodeEngine {
     private func buildBlock(height: UInt64, round: UInt32) -> Block? {
         guard height == store.height + 1 else { return nil }
         let parameters = consortium.genesis.parameters
+        let blockTime = max(now(), store.lastHeader?.timeMs ?? consortium.genesis.genesisTimeMs)
+        // A transaction dated past the block's time plus the skew (this node's clock stepped back since it was
+        // admitted) would make every validator refuse the block: it waits in the mempool for a later block.
+        let latest = TransactionRules.latestTimeMs(clockMs: blockTime)
         let entries = mempool.batch(maxCount: Int(parameters.maxBlockTransactions), maxBytes: Int(parameters.maxBlockBytes))
+            .filter { $0.transaction.body.timeMs <= latest }
         var transactions = entries.map(\.transaction)
         // What other validators would refuse (a reference that no longer resolves) leaves the mempool now.
         let failures = creditFailures(transactions)
@@ -447,7 +455,7 @@ extension NodeEngine {
         do {
             let prepared = try store.prepareState(transactions)
             let header = BlockHeader(
-                chainID: consortium.chainID, height: height, timeMs: max(now(), store.lastHeader?.timeMs ?? 0),
+                chainID: consortium.chainID, height: height, timeMs: blockTime,
                 previousHash: store.lastBlockHash,
                 transactionsRoot: Block.transactionsRoot(transactions, suite: consortium.suite),
                 stateRoot: prepared.stateRoot, validatorSetHash: consortium.validators.hash, proposer: validatorID,

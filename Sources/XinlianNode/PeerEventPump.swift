@@ -49,7 +49,8 @@ public struct PeerEventPump: Sendable {
     public init(engine: NodeEngine, link: any PeerLink) {
         self.engine = engine
         self.link = link
-        self.rules = PeerGate.Rules(validators: engine.consortium.validators, parameters: engine.consortium.genesis.parameters)
+        self.rules = PeerGate.Rules(chainID: engine.consortium.chainID, validators: engine.consortium.validators,
+                                    parameters: engine.consortium.genesis.parameters)
     }
 
     /// Consumes `events` until the stream ends or the task is cancelled.
@@ -97,6 +98,7 @@ public struct PeerEventPump: Sendable {
             }
             return nil
         case .consensus(.vote(let signed)):
+            if let reason = rules.refusal(.vote(signed)) { return reason }
             let vote = signed.vote
             guard let member = consortium.validators.member(vote.validator) else {
                 return "vote from \(vote.validator), who is not a validator"

@@ -105,11 +105,11 @@ extension NodeEngine {
         } catch {
             throw APIError(.forbidden, error.code, error.description)
         }
-        let size = query.canonicalBytes.count
-        guard mempool.hasRoom(count: 1, sizeBytes: size) else {
-            throw APIError(.serviceUnavailable, "mempool_full", "the mempool is full; retry later")
+        let entry = Mempool.Entry(id: id, transaction: query, sizeBytes: query.canonicalBytes.count, admittedMs: now())
+        if let refusal = mempool.refusal([entry]) {
+            throw APIError(.serviceUnavailable, "mempool_full", refusal)
         }
-        enqueue([Mempool.Entry(id: id, transaction: query, sizeBytes: size, admittedMs: Self.wallClockMs())], relay: true)
+        enqueue([entry], relay: true)
         let height = record.reportHeight
         let material = height == store.height ? current : ReportMaterial(
             subject: subject, asOf: try asOf(height: height), own: current.own.filter { $0.height <= height },

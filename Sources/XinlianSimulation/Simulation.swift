@@ -177,7 +177,8 @@ struct World {
         let configuration = ConsensusConfiguration(chainID: SimulatedConsortium.chainID, suite: setup.suite,
                                                    localValidator: nodes[index].id, timeouts: configuration.timeouts)
         nodes[index].core = ConsensusCore(configuration: configuration, verifier: verifier)
-        nodes[index].gate = PeerGate(validators: setup.validators, parameters: setup.consortium.genesis.parameters)
+        nodes[index].gate = PeerGate(chainID: SimulatedConsortium.chainID, validators: setup.validators,
+                                     parameters: setup.consortium.genesis.parameters)
         drive(index, startEvent(index))
         let height = UInt64(nodes[index].chain.count + 1)
         for vote in nodes[index].ownVotes where vote.vote.height == height { drive(index, .signed(.vote(vote))) }

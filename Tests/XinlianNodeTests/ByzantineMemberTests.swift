@@ -171,6 +171,25 @@ struct ByzantineMemberTests {
         #expect(await setup.engines[0].status().consensus?.halted == nil)
     }
 
+    /// Review finding: votes signed for other chain ids were each "relevant" to the slot and kept, without bound.
+    /// A message for another chain is refused before anything is kept, and its sender disconnected.
+    @Test func votesForAnotherChainAreRefusedAndDisconnect() async throws {
+        let setup = try await Self.setUp()
+        defer { setup.stop() }
+        setup.isolateFirst()
+        _ = try await setup.engines[0].admit(try setup.cluster.transactions(0..<1))
+        try await eventually(10, "node1 to start height 1") { await setup.engines[0].status().consensus?.height == 1 }
+        let before = setup.journalBytes(0)
+        for n in 0..<50 {
+            let vote = Vote(chainID: try Name("x\(n)"), kind: .prevote, height: 1, round: 0, blockHash: nil,
+                            validator: setup.hostile)
+            await setup.send(.consensus(.vote(SignedVote(vote: vote, signature: try setup.hostileKey.sign(vote.signingBytes)))),
+                             to: 0)
+        }
+        #expect(setup.journalBytes(0) == before, "votes for other chains must not be journalled")
+        #expect(setup.dropped(by: 0).contains { $0.contains("for chain x0") })
+    }
+
     /// Attack 2 (proposals): a validator that is not the scheduled proposer sent proposals carrying blocks; each
     /// was journalled before the core dropped it. Now the pump refuses it before its signature is checked, and
     /// the sender is disconnected.
@@ -218,6 +237,13 @@ struct ByzantineMemberTests {
         await setup.sendToAll(try setup.vote(height: 1, blockHash: nil))
         for engine in setup.engines {
             #expect(await engine.status().consensus?.height == 0, "\(engine.validatorID) joined height 1 on one vote")
+        }
+        // Nor on an empty proposal, even its scheduled proposer's (node0 proposes round 0 of height 1): a member is
+        // scheduled in some round of nearly every height, so that would let it make idle nodes decide empty heights.
+        #expect(ProposerSchedule(setup.consortium.validators).proposer(height: 1, round: 0) == setup.hostile)
+        await setup.sendToAll(try setup.proposal(setup.block([]), round: 0))
+        for engine in setup.engines {
+            #expect(await engine.status().consensus?.height == 0, "\(engine.validatorID) joined height 1 on an empty proposal")
         }
         // A second validator (20 of 40, more than a third) starts it for real.
         let second = try setup.vote(height: 1, blockHash: nil, by: 2)
