@@ -27,7 +27,7 @@ extension World {
     }
 
     /// Applies the records that extend the node's chain (each verified first), then restarts its core there.
-    mutating func applySync(_ index: Int, _ records: [CommittedBlock]) {
+    mutating func applySync(_ index: Int, _ records: [CommittedBlock], from peer: Int) {
         nodes[index].syncRequestedAtMs = nil
         var applied = 0
         for record in records where record.block.header.height == UInt64(nodes[index].chain.count + 1) {
@@ -36,7 +36,7 @@ extension World {
                 try BlockVerifier.checkStructure(record, height: record.block.header.height, previousHash: previousHash,
                                                  consortium: setup.consortium)
             } catch {
-                refuse(at: index, "synced block: \(error)")
+                refuse(at: index, from: nodes[peer].id, "synced block: \(error)")
                 break
             }
             guard append(record, to: index, via: "sync") else { break }

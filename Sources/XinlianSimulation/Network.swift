@@ -78,7 +78,7 @@ extension World {
             answerSync(to, peer: from, fromHeight: fromHeight)
         case .syncResponse(let records):
             record("n\(to) <- n\(from) sync \(records.count) block(s)")
-            applySync(to, records)
+            applySync(to, records, from: from)
         }
     }
 
@@ -86,27 +86,30 @@ extension World {
     /// and room in the message's slot. Refusals at honest nodes are counted.
     mutating func admit(_ message: ConsensusMessage, at index: Int) -> Bool {
         let next = UInt64(nodes[index].chain.count + 1)
+        let signer = PeerGate.Slot(message).signer
         guard let gate = nodes[index].gate, let core = nodes[index].core else { return false }
         guard PeerGate.isUsable(message, next: next, core: core) else {
             // Stale heights are refused; a round the core does not keep yet is simply not taken now.
-            if message.height < next { refuse(at: index, "height \(message.height) is decided (next \(next))") }
+            if message.height < next { refuse(at: index, from: signer, "height \(message.height) is decided (next \(next))") }
             return false
         }
         if let reason = gate.rules.refusal(message) {
-            refuse(at: index, reason)
+            refuse(at: index, from: signer, reason)
             return false
         }
         guard gate.hasRoom(for: message, core: core) else {
-            if !gate.holds(message) { refuse(at: index, "slot full: \(describe(message))") }
+            if !gate.holds(message) { refuse(at: index, from: signer, "slot full: \(describe(message))") }
             return false
         }
         return true
     }
 
-    mutating func refuse(at index: Int, _ reason: String) {
+    /// An honest node refusing something signed or sent by `culprit`; counted when the culprit is Byzantine
+    /// (an honest peer's stale re-gossip is refused too, and is no attack).
+    mutating func refuse(at index: Int, from culprit: ValidatorID, _ reason: String) {
         guard nodes[index].isHonest else { return }
-        refusedByHonest += 1
         record("n\(index) refuses: \(reason)")
+        if nodes.contains(where: { $0.id == culprit && !$0.isHonest }) { refusedByHonest += 1 }
     }
 
     /// Sends what a Byzantine validator adds on its own to every peer, counting it.

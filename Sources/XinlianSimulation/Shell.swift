@@ -27,7 +27,9 @@ extension World {
         case .validateBlock(let block):
             let hash = block.header.hash(setup.suite)
             let valid = setup.isValid(block, on: nodes[index].chain)
-            if !valid { refuse(at: index, "proposed block \(short(hash)) by \(block.header.proposer) is invalid") }
+            if !valid {
+                refuse(at: index, from: block.header.proposer, "proposed block \(short(hash)) by \(block.header.proposer) is invalid")
+            }
             pending.append(.blockValidated(hash: hash, valid: valid))
         case .sign(let request):
             if let signature = nodes[index].guardedSign(request) {
@@ -100,7 +102,10 @@ extension World {
         for peer in nodes.indices where peer != index {
             let choice = random.below(3)
             if choice != 1 { send(.consensus(.proposal(signed, block)), from: index, to: peer) }
-            if choice != 0 { send(.consensus(.proposal(forged, other)), from: index, to: peer) }
+            if choice != 0 {
+                hostileSent += 1
+                send(.consensus(.proposal(forged, other)), from: index, to: peer)
+            }
         }
     }
 
@@ -136,6 +141,7 @@ extension World {
         vote.blockHash = vote.blockHash == nil ? setup.suite.hash(Array("forged \(vote.round)".utf8)) : nil
         let forged = SignedVote(vote: vote, signature: nodes[index].rawSign(vote.signingBytes))
         for peer in nodes.indices where peer != index {
+            hostileSent += 1
             let pair = random.below(2) == 0 ? [signed, forged] : [forged, signed]
             for item in pair { send(.consensus(.vote(item)), from: index, to: peer) }
         }

@@ -127,8 +127,8 @@ public struct SimulationResult: Sendable {
     public var fullTrace: [String]
     /// Messages the Byzantine validators sent beyond what their honest cores asked for.
     public var hostileMessages: Int
-    /// Proposals, votes, blocks and sync replies the honest validators refused (the gate, stale heights,
-    /// block validation, block sync verification).
+    /// Proposals, votes, blocks and sync replies signed or sent by Byzantine validators that the honest validators
+    /// refused (the gate, stale heights, block validation, block sync verification).
     public var refusedByHonest: Int
 
     /// A report naming the seed, the violations and the trace tail, for a failing test.

@@ -66,10 +66,13 @@ struct ByzantineMemberTests {
                   transactions: transactions)
         }
 
-        /// Cuts node1 off from the other honest nodes, so that a height it starts stays undecided.
-        func isolateFirst() {
+        /// Cuts node1 off from the other honest nodes and gives it work: it starts height 1, which stays undecided.
+        func openHeightOnFirst() async throws {
             hub.cut(cluster.id(1), cluster.id(2))
             hub.cut(cluster.id(1), cluster.id(3))
+            _ = try await engines[0].admit(try cluster.transactions(0..<1))
+            let engine = engines[0]
+            try await eventually(10, "node1 to start height 1") { await engine.status().consensus?.height == 1 }
         }
 
         func stop() {
@@ -152,9 +155,7 @@ struct ByzantineMemberTests {
         let setup = try await Self.setUp()
         defer { setup.stop() }
         // node1 is deciding height 1 alone (its links to the other honest nodes are cut), so the height stays open.
-        setup.isolateFirst()
-        _ = try await setup.engines[0].admit(try setup.cluster.transactions(0..<1))
-        try await eventually(10, "node1 to start height 1") { await setup.engines[0].status().consensus?.height == 1 }
+        try await setup.openHeightOnFirst()
         let before = setup.journalBytes(0)
         let flood = 600
         for n in 0..<flood {
@@ -176,9 +177,7 @@ struct ByzantineMemberTests {
     @Test func votesForAnotherChainAreRefusedAndDisconnect() async throws {
         let setup = try await Self.setUp()
         defer { setup.stop() }
-        setup.isolateFirst()
-        _ = try await setup.engines[0].admit(try setup.cluster.transactions(0..<1))
-        try await eventually(10, "node1 to start height 1") { await setup.engines[0].status().consensus?.height == 1 }
+        try await setup.openHeightOnFirst()
         let before = setup.journalBytes(0)
         for n in 0..<50 {
             let vote = Vote(chainID: try Name("x\(n)"), kind: .prevote, height: 1, round: 0, blockHash: nil,
@@ -196,9 +195,7 @@ struct ByzantineMemberTests {
     @Test func anOffScheduleProposalIsRefusedBeforeTheJournalAndDisconnects() async throws {
         let setup = try await Self.setUp()
         defer { setup.stop() }
-        setup.isolateFirst()
-        _ = try await setup.engines[0].admit(try setup.cluster.transactions(0..<1))
-        try await eventually(10, "node1 to start height 1") { await setup.engines[0].status().consensus?.height == 1 }
+        try await setup.openHeightOnFirst()
         let schedule = ProposerSchedule(setup.consortium.validators)
         let round = try #require((0..<UInt32(8)).first { schedule.proposer(height: 1, round: $0) != setup.hostile })
         let before = setup.journalBytes(0)
