@@ -60,6 +60,25 @@ struct ConsortiumProcessTests {
             return tips.allSatisfy { $0?.height == first.height && $0?.hash == first.hash }
         }
 
+        /// Waits until `nodes` agree, stops every process with SIGTERM (each must exit 0), and checks that each of
+        /// `nodes`' data audits from genesis to the same final `height H head HASH` line.
+        func stopAndExpectOneAudit(_ nodes: [Int]) throws {
+            let first = try #require(nodes.first)
+            let final = try #require(try tip(first))
+            #expect(try eventually(30) { try agree(nodes, atLeast: final.height) })
+            let expected = try #require(try tip(first))
+            for case let process? in processes {
+                kill(process.processIdentifier, SIGTERM)
+                process.waitUntilExit()
+                #expect(process.terminationStatus == 0)
+            }
+            for i in nodes {
+                let audit = try CLI.run(["audit", "verify", "--genesis", root + "/genesis.json", "--data", home(i) + "/data"])
+                #expect(audit.status == 0, "\(audit.stderr)")
+                #expect(audit.lastLine == "height \(expected.height) head \(expected.hash)", "node\(i)")
+            }
+        }
+
         func load(_ count: Int, nodes: [Int], seed: Int) throws -> CLI.Output {
             try CLI.run(["load"] + nodes.flatMap { ["--node", url($0)] } + [
                 "--institutions", root + "/institutions", "--genesis", root + "/genesis.json",
@@ -153,18 +172,6 @@ struct ConsortiumProcessTests {
         #expect(heal.status == 0, "\(heal.stderr)")
 
         // Graceful stop of all; every node's data audits to the same final line.
-        let final = try #require(try cluster.tip(0))
-        #expect(try eventually(30) { try cluster.agree([0, 1, 2, 3], atLeast: final.height) })
-        let expected = try #require(try cluster.tip(0))
-        for case let process? in cluster.processes {
-            kill(process.processIdentifier, SIGTERM)
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 0)
-        }
-        for i in 0..<4 {
-            let audit = try CLI.run(["audit", "verify", "--genesis", root + "/genesis.json", "--data", cluster.home(i) + "/data"])
-            #expect(audit.status == 0, "\(audit.stderr)")
-            #expect(audit.lastLine == "height \(expected.height) head \(expected.hash)", "node\(i)")
-        }
+        try cluster.stopAndExpectOneAudit([0, 1, 2, 3])
     }
 }
