@@ -78,7 +78,8 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ], swiftSettings: strict),
         .executableTarget(name: "xinlian", dependencies: [
-            "XinlianCore", "XinlianCrypto", "XinlianStorage", "XinlianAudit", "XinlianNode", "XinlianCredit", "XinlianNetwork",
+            "XinlianCore", "XinlianConsensus", "XinlianCrypto", "XinlianStorage", "XinlianAudit", "XinlianNode", "XinlianCredit",
+            "XinlianNetwork",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Logging", package: "swift-log"),

@@ -1,5 +1,6 @@
 import Metrics
 import NIOCore
+import XinlianConsensus
 import NIOSSL
 import NIOTLS
 

@@ -1,3 +1,4 @@
+import XinlianConsensus
 import XinlianCore
 
 /// Limits and timings of the peer-to-peer transport. Every field has a default; decoding a JSON object
@@ -40,7 +41,7 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
 
     public static let defaultMaxInboundConnections = 32
     public static let defaultMaxHandshakesPerAddress = 4
-    public static let defaultMaxFrameBytes = Limits.recordBytes + 64 * 1024
+    public static let defaultMaxFrameBytes = WireLimits.defaultMaxFrameBytes
     public static let defaultPeerBytesPerSecond = 64 * 1024 * 1024
     public static let defaultPeerQueuedBytes = 64 * 1024 * 1024
     public static let defaultHandshakeTimeoutMs = 3000

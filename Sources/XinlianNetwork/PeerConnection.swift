@@ -1,5 +1,6 @@
 import NIOCore
 import Synchronization
+import XinlianConsensus
 import XinlianCore
 
 /// One TCP+TLS connection to a peer, from accept or dial until close. Shared between the channel's

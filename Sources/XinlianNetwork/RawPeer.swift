@@ -1,4 +1,5 @@
 import NIOCore
+import XinlianConsensus
 import NIOPosix
 import NIOSSL
 import Synchronization

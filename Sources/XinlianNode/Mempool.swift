@@ -68,6 +68,7 @@ public struct Mempool: Sendable {
     public var count: Int { entries.count }
     public func contains(_ id: Hash32) -> Bool { entries[id] != nil }
     public func transaction(_ id: Hash32) -> Transaction? { entries[id]?.transaction }
+    public func entry(_ id: Hash32) -> Entry? { entries[id] }
 
     /// Room for `count` more transactions totalling `sizeBytes`?
     public func hasRoom(count: Int, sizeBytes: Int) -> Bool {

@@ -28,8 +28,8 @@ public struct NodeHome: Sendable {
     public var dataDirectory: String { NodeConfig.resolve(config.dataDirectory, home: home) }
 }
 
-/// Runs the node daemon until SIGTERM or SIGINT: the HTTP API and the block producer,
-/// under one swift-service-lifecycle `ServiceGroup`.
+/// Runs the node daemon until SIGTERM or SIGINT: the HTTP API, the replica and (with several validators) the peer
+/// network and the operator API, under one swift-service-lifecycle `ServiceGroup`.
 public enum NodeRunner {
     public static func run(home: String, logger: Logger) async throws {
         let node = try NodeHome(home: home)
@@ -55,7 +55,8 @@ public enum NodeRunner {
         ])
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
         if node.consortium.validators.members.count == 1 {
-            services.append(.init(service: BlockProducer(engine: engine)))
+            // A consortium of one: the same replica, with nobody to talk to; its heights decide at once.
+            try await engine.startConsensus(link: NoPeers(), timeouts: node.config.consensusTimeouts.config)
         } else {
             let identity = try TLSIdentity.load(
                 keyPEMPath: NodeConfig.resolve(node.config.tlsKeyFile, home: home),

@@ -133,10 +133,3 @@ public struct PeerEventPump: Sendable {
         }
     }
 }
-
-extension NodeEngine {
-    /// Disconnects a peer that broke the protocol (see ``PeerEventPump``).
-    public func dropPeer(_ peer: ValidatorID, reason: String) {
-        drop(peer, reason: reason)
-    }
-}

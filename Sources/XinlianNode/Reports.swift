@@ -98,18 +98,15 @@ extension NodeEngine {
         } catch {
             throw APIError(.forbidden, error.code, error.message)
         }
-        do {
-            _ = try CreditRules.check(transaction: query, roles: roles, referenced: { id in
-                mempool.transaction(id) ?? committedTransaction(id)
-            }, origin: .node)
-        } catch {
-            throw APIError(.forbidden, error.code, error.description)
+        // The record goes through the node's one admission (clock, credit and role rules, the reporter's share of
+        // the mempool), like any other transaction.
+        let results: [Admission]
+        do { results = try admit([query], relay: true, origin: .node) } catch {
+            throw APIError(.serviceUnavailable, error.code, error.message)
         }
-        let entry = Mempool.Entry(id: id, transaction: query, sizeBytes: query.canonicalBytes.count, admittedMs: now())
-        if let refusal = mempool.refusal([entry]) {
-            throw APIError(.serviceUnavailable, "mempool_full", refusal)
+        if case .rejected(let error) = results.first?.state {
+            throw APIError(.forbidden, error.code, error.message)
         }
-        enqueue([entry], relay: true)
         let height = record.reportHeight
         let material = height == store.height ? current : ReportMaterial(
             subject: subject, asOf: try asOf(height: height), own: current.own.filter { $0.height <= height },

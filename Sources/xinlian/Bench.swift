@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import XinlianAudit
+import XinlianConsensus
 import XinlianCore
 import XinlianCredit
 import XinlianCrypto
@@ -80,6 +81,8 @@ struct Bench: AsyncParsableCommand {
         logger.logLevel = .warning
         let engine = try NodeEngine(consortium: consortium, validatorID: "v", validatorKey: validator,
                                     dataDirectory: directory + "/data", metrics: NodeMetrics(), logger: logger)
+        // A consortium of one: its replica decides each height as soon as the block interval allows.
+        try await engine.startConsensus(link: NoPeers(), timeouts: .standard)
         let start = ContinuousClock.now
         for chunk in stride(from: 0, to: signed.count, by: Self.blockTransactions) {
             let block = signed[chunk..<min(chunk + Self.blockTransactions, signed.count)]
@@ -91,7 +94,7 @@ struct Bench: AsyncParsableCommand {
                     throw CLIError("sample transaction refused: \(refused.state)")
                 }
             }
-            while try await engine.produceBlock() != nil {}
+            while await engine.status().mempoolSize > 0 { await engine.waitUntilHeight(await engine.height + 1) }
         }
         let rate = Double(signed.count) / seconds(ContinuousClock.now - start)
         await engine.shutdown()

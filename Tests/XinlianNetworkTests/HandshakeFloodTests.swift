@@ -4,6 +4,7 @@ import NIOPosix
 import Synchronization
 import Testing
 @testable import XinlianNetwork
+import XinlianConsensus
 import XinlianCore
 import XinlianCrypto
 

@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import Testing
 @testable import XinlianNetwork
+import XinlianConsensus
 import XinlianCore
 import XinlianCrypto
 

@@ -1,6 +1,7 @@
 import Synchronization
 import Testing
 @testable import XinlianNetwork
+import XinlianConsensus
 import XinlianCore
 import XinlianCrypto
 

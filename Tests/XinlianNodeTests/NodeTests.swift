@@ -4,9 +4,10 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import Testing
+import XinlianConsensus
 import XinlianCore
 import XinlianCrypto
-import XinlianNode
+@testable import XinlianNode
 import XinlianMerkle
 import XinlianStorage
 
@@ -83,7 +84,7 @@ struct NodeAPITests {
             let results = try decode(SubmitResponse.self, submitted.body).results
             #expect(results.map(\.status) == Array(repeating: "pending", count: 10))
 
-            let header = try #require(try await engine.produceBlock())
+            let header = try #require(try await engine.settle())
             #expect(header.height == 1)
             #expect(header.transactionCount == 10)
 
@@ -122,11 +123,11 @@ struct NodeAPITests {
         let transaction = try node.transaction(1)
         try await app.test(.router) { client in
             _ = try await client.execute(uri: "/v1/transactions", method: .post, body: try submitBody([transaction]))
-            try await engine.produceBlock()
+            try await engine.settle()
             let again = try await client.execute(uri: "/v1/transactions", method: .post, body: try submitBody([transaction]))
             let results = try decode(SubmitResponse.self, again.body).results
             #expect(results.first?.status == "committed")
-            #expect(try await engine.produceBlock() == nil)
+            #expect(try await engine.settle()?.height == 1)
         }
         await engine.shutdown()
     }
@@ -178,7 +179,7 @@ struct NodeAPITests {
             #expect(try decode(APIErrorBody.self, missing.body).error.code == "not_found")
         }
         // Nothing changed: no block, nothing pending (the good half of the mixed batch was not admitted).
-        #expect(try await engine.produceBlock() == nil)
+        #expect(try await engine.settle() == nil)
         #expect(await engine.status().height == 0)
         #expect(await engine.status().mempoolSize == 0)
         await engine.shutdown()
@@ -205,7 +206,7 @@ struct NodeAPITests {
         var engine = try node.engine()
         for round in 0..<3 {
             _ = try await engine.admit([try node.transaction(round)])
-            try await engine.produceBlock()
+            try await engine.settle()
         }
         let before = await engine.status()
         await engine.shutdown()
@@ -229,9 +230,9 @@ struct NodeAPITests {
 
 @Suite("Node crash windows")
 struct NodeCrashTests {
-    /// The process died after the guard recorded a precommit at the next height but before the log's fsync:
-    /// the restarted node proposes afresh in the next round instead of refusing forever.
-    @Test func crashBetweenSigningAndLoggingDoesNotHaltTheChain() async throws {
+    /// The double-sign guard recorded a precommit at the next height (its journal was lost): the replica signs
+    /// nothing that conflicts with it, neither a proposal nor a vote of that round.
+    @Test func guardAheadOfTheJournalSignsNothingConflicting() async throws {
         let node = try TestNode(suite: .ed25519SHA256)
         defer { node.remove() }
         try FileManager.default.createDirectory(atPath: node.directory + "/data", withIntermediateDirectories: true)
@@ -240,11 +241,10 @@ struct NodeCrashTests {
 
         let engine = try node.engine()
         _ = try await engine.admit([try node.transaction(1)])
-        let header = try #require(try await engine.produceBlock())
-        #expect(header.height == 1)
-        let record = try await engine.record(at: 1)
-        #expect(record.certificate.round == 1)
-        try BlockVerifier.checkCertificate(record.certificate, header: header, consortium: node.consortium)
+        try await engine.startConsensus(link: NoPeers(), timeouts: .standard)
+        #expect(await engine.height == 0, "round 0 was refused by the guard")
+        let after = try SignerState(path: node.directory + "/data/signer-state.json", key: node.validatorKey)
+        #expect(after.last == signer.last, "nothing was signed past the guard")
         await engine.shutdown()
     }
 
@@ -254,7 +254,8 @@ struct NodeCrashTests {
         let engine = try node.engine()
         let transaction = try node.transaction(1)
         _ = try await engine.admit([transaction])
-        let first = try #require(try await engine.produceBlock())
+        let first = try #require(try await engine.settle())
+        await engine.shutdown()
         // A properly certified block from elsewhere carrying the same transaction again.
         let suite = node.consortium.suite
         let header = BlockHeader(chainID: node.consortium.chainID, height: 2, timeMs: first.timeMs + 1,
@@ -267,10 +268,13 @@ struct NodeCrashTests {
             CommitSignature(validator: "node0", signature: try node.validatorKey.sign(vote.signingBytes)),
         ])
         let replay = CommittedBlock(block: Block(header: header, transactions: [transaction]), certificate: certificate)
-        let empty = PreparedState(heads: [:], update: SMTUpdate(root: first.stateRoot, newNodes: [:]))
-        let error = try await #require(throws: VerificationError.self) { try await engine.commit(replay, prepared: empty) }
+        // The one commit path every certified block takes (consensus and sync alike).
+        let store = try LedgerStore(dataDirectory: node.directory + "/data", consortium: node.consortium)
+        let ledger = NodeLedger(consortium: node.consortium, store: store, mempool: Mempool(), metrics: NodeMetrics(),
+                                logger: Logger(label: "test"), now: NodeEngine.wallClockMs)
+        let error = try #require(throws: VerificationError.self) { try ledger.commit(replay) }
         #expect(error.code == "duplicate_transaction")
-        #expect(await engine.height == 1)
-        await engine.shutdown()
+        #expect(ledger.height == 1)
+        store.close()
     }
 }

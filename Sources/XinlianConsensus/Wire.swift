@@ -1,4 +1,3 @@
-import XinlianConsensus
 import XinlianCore
 import XinlianCrypto
 
@@ -13,6 +12,9 @@ public enum WireLimits {
     /// The largest frame (type byte + body) ``WireCodec/decode(_:)`` accepts at all. A connection applies
     /// its own, smaller ``NetworkConfig/maxFrameBytes`` before buffering a frame.
     public static let frameBytes = Limits.recordBytes * syncBlocksPerRequest + 1024 * 1024
+    /// A connection's default frame limit (`NetworkConfig.maxFrameBytes`): one largest block record and room
+    /// for the frame's own fields. Every node of a consortium should use the same.
+    public static let defaultMaxFrameBytes = Limits.recordBytes + 64 * 1024
     /// Size of the length prefix in front of every frame.
     public static let lengthPrefixBytes = 4
     /// The largest hello frame (type byte + body: version, two names of at most ``Name/lengthLimit`` bytes with
@@ -171,7 +173,7 @@ public enum WireCodec {
     /// whose frame (type byte + body) fits in `maxFrameBytes`, the receiver's limit. Empty when not even
     /// the first block fits, which the receiver reads as "cannot serve".
     public static func syncResponse(fromHeight: UInt64, blocks: [CommittedBlock],
-                                    maxFrameBytes: Int = NetworkConfig.defaultMaxFrameBytes) -> WireMessage {
+                                    maxFrameBytes: Int = WireLimits.defaultMaxFrameBytes) -> WireMessage {
         var size = 1 + 8 + 4  // type, fromHeight, count
         var fitting: [CommittedBlock] = []
         for block in blocks.prefix(WireLimits.syncBlocksPerRequest) {

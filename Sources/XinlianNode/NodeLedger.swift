@@ -1,0 +1,346 @@
+import CoreMetrics
+import Foundation
+import Logging
+import Synchronization
+import XinlianConsensus
+import XinlianCore
+import XinlianCredit
+import XinlianCrypto
+import XinlianStorage
+
+/// The node's ledger as its replica sees it (``ReplicaLedger``): the block log and index, the mempool and the
+/// memory of refusals, with the one admission and the one commit path every origin goes through.
+///
+/// Owned by its ``NodeEngine`` and used only on the engine's executor (it is not `Sendable`).
+final class NodeLedger: ReplicaLedger {
+    let consortium: Consortium
+    let store: LedgerStore
+    let metrics: NodeMetrics
+    let logger: Logger
+    let now: @Sendable () -> UInt64
+    /// Height and hash, readable without entering the engine (the network's status frames use it).
+    let tip: ChainTip
+    var mempool: Mempool
+    private var rejected: [Hash32: VerificationError] = [:]
+    private var rejectedOrder: [Hash32] = []
+    private var recentRecords: [CommittedBlock] = []
+    /// Prepared state of blocks built or validated at the current height, newest last.
+    private var prepared: [(hash: Hash32, state: PreparedState)] = []
+    var heightWaiters: [(ticket: UUID, height: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
+
+    /// Rejections remembered for status queries.
+    static let rejectedMemoryLimit = 10_000
+    static let recentRecordsLimit = 8
+    /// Prepared states kept per height (each holds the block's new state-tree nodes).
+    static let preparedLimit = 16
+    /// Distinct committed transactions one submission may reference (each costs a block read).
+    static let committedReferencesLimit = 256
+
+    init(consortium: Consortium, store: LedgerStore, mempool: Mempool, metrics: NodeMetrics, logger: Logger,
+         now: @escaping @Sendable () -> UInt64) {
+        self.consortium = consortium
+        self.store = store
+        self.mempool = mempool
+        self.metrics = metrics
+        self.logger = logger
+        self.now = now
+        tip = ChainTip(PeerStatus(height: store.height, lastBlockHash: store.lastBlockHash))
+    }
+
+    var suite: CryptoSuite { consortium.suite }
+
+    // MARK: ReplicaLedger
+
+    var height: UInt64 { store.height }
+    var lastBlockHash: Hash32 { store.lastBlockHash }
+    var lastBlockTimeMs: UInt64 { store.lastHeader?.timeMs ?? consortium.genesis.genesisTimeMs }
+    var pendingCount: Int { mempool.count }
+
+    func pending(maxCount: Int, maxBytes: Int) -> [Transaction] {
+        mempool.batch(maxCount: maxCount, maxBytes: maxBytes).map(\.transaction)
+    }
+
+    func buildBlock(height: UInt64, timeMs: UInt64, proposer: ValidatorID) -> Block? {
+        guard height == store.height + 1 else { return nil }
+        let parameters = consortium.genesis.parameters
+        // A transaction dated past the block's time plus the skew (this node's clock stepped back since it was
+        // admitted) would make every validator refuse the block: it waits in the mempool for a later block.
+        let latest = TransactionRules.latestTimeMs(clockMs: timeMs)
+        let entries = mempool.batch(maxCount: Int(parameters.maxBlockTransactions), maxBytes: Int(parameters.maxBlockBytes))
+            .filter { $0.transaction.body.timeMs <= latest }
+        var transactions = entries.map(\.transaction)
+        // What other validators would refuse (a reference that no longer resolves) leaves the mempool now.
+        let failures = creditFailures(transactions)
+        if !failures.isEmpty {
+            for index in failures.keys.sorted() {
+                recordRejection(entries[index].id, failures[index] ?? VerificationError(code: "invalid", message: ""))
+            }
+            mempool.remove(failures.keys.map { entries[$0].id })
+            transactions = entries.indices.filter { failures[$0] == nil }.map { entries[$0].transaction }
+        }
+        do {
+            let state = try store.prepareState(transactions)
+            let header = BlockHeader(
+                chainID: consortium.chainID, height: height, timeMs: timeMs, previousHash: store.lastBlockHash,
+                transactionsRoot: Block.transactionsRoot(transactions, suite: suite), stateRoot: state.stateRoot,
+                validatorSetHash: consortium.validators.hash, proposer: proposer,
+                transactionCount: UInt32(transactions.count))
+            remember(state, for: header.hash(suite))
+            return Block(header: header, transactions: transactions)
+        } catch {
+            logger.error("building a block failed", metadata: ["height": "\(height)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    func validate(_ block: Block, hash: Hash32) throws(VerificationError) {
+        try BlockVerifier.checkBlock(block, height: store.height + 1, previousHash: store.lastBlockHash,
+                                     previousTimeMs: lastBlockTimeMs, consortium: consortium)
+        remember(try checkContents(block), for: hash)
+    }
+
+    func commit(_ record: CommittedBlock) throws {
+        let hash = record.block.header.hash(suite)
+        try BlockVerifier.checkStructure(record, height: store.height + 1, previousHash: store.lastBlockHash,
+                                         previousTimeMs: lastBlockTimeMs, consortium: consortium)
+        // A block built or validated here passed every check then; any other (decided on a proposal this node
+        // never validated, or synced) meets them now: a quorum that certified a block breaking the rules is not
+        // followed.
+        let state = try prepared.last(where: { $0.hash == hash })?.state ?? checkContents(record.block)
+        try append(record, prepared: state)
+    }
+
+    func record(at height: UInt64) -> CommittedBlock? {
+        guard height >= 1, height <= store.height else { return nil }
+        return try? store.record(at: height)
+    }
+
+    func admitGossiped(_ transactions: [Transaction]) -> Int {
+        var admitted = 0
+        for transaction in transactions {
+            // One at a time: one refused transaction does not refuse the others a peer forwarded with it.
+            guard let (_, fresh) = try? admit([transaction], origin: .node) else { continue }
+            admitted += fresh.count
+        }
+        return admitted
+    }
+
+    // MARK: Admission
+
+    /// Admits an already-checked batch, all or nothing: one transaction refused by the credit model's rules
+    /// refuses the batch (the result says which, nothing is added), and a full mempool refuses it with
+    /// `mempool_full`. Transactions already pending or committed are reported as such, not added twice.
+    /// References (corrections, updates, releases) may point at committed transactions, pending ones, or
+    /// earlier ones in the same batch. Returns each transaction's state and the entries newly pending.
+    func admit(_ transactions: [Transaction], origin: CreditRules.Origin) throws(VerificationError)
+        -> (results: [Admission], fresh: [Mempool.Entry]) {
+        var results: [Admission] = []
+        var fresh: [Mempool.Entry] = []
+        var batch: [Hash32: Transaction] = [:]
+        var committedLookups = 0
+        let admittedMs = now()
+        for transaction in transactions {
+            let id = transaction.id(suite)
+            let state = stateOf(id)
+            switch state {
+            case .pending, .committed:
+                results.append(Admission(id: id, state: state))
+                continue
+            case .unknown, .rejected:
+                break
+            }
+            if batch[id] == nil {
+                do {
+                    // Whatever the origin (API, gossip, the node's own query record), a pending transaction is
+                    // judged against this node's clock: nothing dated past it enters the mempool or a block.
+                    try TransactionRules.checkTime(transaction, clockMs: admittedMs)
+                    try checkCredit(transaction, batch: batch, committedLookups: &committedLookups, origin: origin)
+                } catch {
+                    results.append(Admission(id: id, state: .rejected(error)))
+                    continue
+                }
+                batch[id] = transaction
+                fresh.append(Mempool.Entry(id: id, transaction: transaction, sizeBytes: transaction.canonicalBytes.count,
+                                           admittedMs: admittedMs))
+            }
+            results.append(Admission(id: id, state: .pending))
+        }
+        let refused = results.compactMap { if case .rejected(let error) = $0.state { ($0.id, error) } else { nil } }
+        guard refused.isEmpty else {
+            for (id, error) in refused { recordRejection(id, error) }
+            return (results, [])
+        }
+        try insert(fresh)
+        return (results, fresh)
+    }
+
+    /// Puts admitted entries in the mempool, or refuses them all with `mempool_full` (the whole mempool, or the
+    /// reporter's share of it).
+    func insert(_ entries: [Mempool.Entry]) throws(VerificationError) {
+        if let refusal = mempool.refusal(entries) {
+            metrics.rejected.increment(by: Int64(entries.count))
+            throw VerificationError(code: "mempool_full", message: refusal)
+        }
+        for entry in entries {
+            rejected[entry.id] = nil
+            mempool.insert(entry)
+        }
+        metrics.mempoolSize.record(Int64(mempool.count))
+    }
+
+    /// The credit model's rules: payload schema, the reporter's role, and references to earlier statements.
+    private func checkCredit(_ transaction: Transaction, batch: [Hash32: Transaction],
+                             committedLookups: inout Int, origin: CreditRules.Origin) throws(VerificationError) {
+        let roles = consortium.institutionRoles[transaction.body.reporter] ?? []
+        var lookups = committedLookups
+        defer { committedLookups = lookups }
+        do {
+            _ = try CreditRules.check(transaction: transaction, roles: roles, referenced: { id in
+                if let pending = batch[id] ?? mempool.transaction(id) { return pending }
+                // Bounded: each committed reference reads a block on the storage thread.
+                guard lookups < Self.committedReferencesLimit else { return nil }
+                lookups += 1
+                return committedTransaction(id)
+            }, origin: origin)
+        } catch {
+            throw VerificationError(code: error.code, message: error.description)
+        }
+    }
+
+    func committedTransaction(_ id: Hash32) -> Transaction? {
+        guard let location = try? store.location(of: id), let record = try? cachedRecord(at: location.height),
+              record.block.transactions.indices.contains(location.index) else { return nil }
+        return record.block.transactions[location.index]
+    }
+
+    /// Recently read blocks: references in a batch usually point at the same few recent blocks.
+    func cachedRecord(at height: UInt64) throws -> CommittedBlock {
+        if let cached = recentRecords.first(where: { $0.block.header.height == height }) { return cached }
+        let record = try store.record(at: height)
+        recentRecords.append(record)
+        if recentRecords.count > Self.recentRecordsLimit { recentRecords.removeFirst() }
+        return record
+    }
+
+    /// Remembers why a transaction was refused, so its status can say so.
+    func recordRejection(_ id: Hash32, _ error: VerificationError) {
+        if rejected[id] == nil { rejectedOrder.append(id) }
+        rejected[id] = error
+        metrics.rejected.increment()
+        if rejectedOrder.count > Self.rejectedMemoryLimit {
+            let excess = rejectedOrder.count - Self.rejectedMemoryLimit
+            for id in rejectedOrder[..<excess] { rejected[id] = nil }
+            rejectedOrder.removeFirst(excess)
+        }
+    }
+
+    func stateOf(_ id: Hash32) -> TransactionState {
+        if mempool.contains(id) { return .pending }
+        if let location = try? store.location(of: id) { return .committed(location) }
+        if let error = rejected[id] { return .rejected(error) }
+        return .unknown
+    }
+
+    // MARK: Blocks
+
+    /// A block's transactions, whoever proposed or certified it (its header, limits and times were checked by
+    /// `BlockVerifier`): signatures, uniqueness and not yet committed, the credit model's rules in order, and the state root. Returns the prepared state.
+    private func checkContents(_ block: Block) throws(VerificationError) -> PreparedState {
+        let transactions = block.transactions
+        let ids = transactions.map { $0.id(suite) }
+        // A transaction identical to one in the mempool (body *and* signature: the id leaves the signature out)
+        // was fully checked when it was admitted, so its signature is not verified a second time.
+        for (index, transaction) in transactions.enumerated() where mempool.transaction(ids[index]) != transaction {
+            try TransactionRules.check(transaction, consortium: consortium, index: index)
+        }
+        try checkUnique(ids)
+        if let (index, failure) = creditFailures(transactions).min(by: { $0.key < $1.key }) {
+            throw VerificationError(code: failure.code, message: "transaction \(index): \(failure.message)",
+                                    transactionIndex: index)
+        }
+        let state: PreparedState
+        do { state = try store.prepareState(transactions) } catch {
+            throw VerificationError(code: "state_unavailable", message: "the state tree could not be read: \(error)")
+        }
+        guard state.stateRoot == block.header.stateRoot else {
+            throw VerificationError(code: "bad_state_root", message: "state root does not match the transactions")
+        }
+        return state
+    }
+
+    private func checkUnique(_ ids: [Hash32]) throws(VerificationError) {
+        guard Set(ids).count == ids.count else {
+            throw VerificationError(code: "duplicate_transaction", message: "a transaction appears twice in the block")
+        }
+        for (index, id) in ids.enumerated() where (try? store.contains(id)) != false {
+            throw VerificationError(code: "duplicate_transaction", message: "transaction \(id) is already committed",
+                                    transactionIndex: index)
+        }
+    }
+
+    /// The credit model's rules for each transaction of a block, in order: references resolve to transactions
+    /// earlier in the block or committed (never to pending ones). Refused transactions are not referable.
+    private func creditFailures(_ transactions: [Transaction]) -> [Int: VerificationError] {
+        var earlier: [Hash32: Transaction] = [:]
+        var failures: [Int: VerificationError] = [:]
+        for (index, transaction) in transactions.enumerated() {
+            let roles = consortium.institutionRoles[transaction.body.reporter] ?? []
+            do {
+                try CreditRules.check(transaction: transaction, roles: roles, referenced: { id in
+                    earlier[id] ?? committedTransaction(id)
+                }, origin: .node)
+                earlier[transaction.id(suite)] = transaction
+            } catch {
+                failures[index] = VerificationError(code: error.code, message: error.description, transactionIndex: index)
+            }
+        }
+        return failures
+    }
+
+    /// Keeps a block's prepared state for its commit, bounded (a commit of a block whose state was let go
+    /// checks and prepares it again).
+    private func remember(_ state: PreparedState, for hash: Hash32) {
+        prepared.removeAll { $0.hash == hash }
+        if prepared.count >= Self.preparedLimit { prepared.removeFirst() }
+        prepared.append((hash, state))
+    }
+
+    /// Appends a verified block durably to the log and index, then drops its transactions from the mempool.
+    private func append(_ record: CommittedBlock, prepared state: PreparedState) throws {
+        let ids = record.block.transactions.map { $0.id(suite) }
+        try checkUnique(ids)
+        try store.append(record, prepared: state)
+        prepared = []
+        tip.withLock { $0 = PeerStatus(height: store.height, lastBlockHash: store.lastBlockHash) }
+        let committedMs = now()
+        for id in ids {
+            guard let entry = mempool.entry(id) else { continue }
+            // A wall clock stepped backwards counts as zero latency rather than a negative one.
+            let latencyMs = committedMs > entry.admittedMs ? committedMs - entry.admittedMs : 0
+            metrics.commitLatency.recordNanoseconds(Int64(clamping: latencyMs) &* 1_000_000)
+        }
+        mempool.remove(ids)
+        metrics.height.record(Int64(clamping: record.block.header.height))
+        if !heightWaiters.isEmpty {
+            let reached = store.height
+            for waiter in heightWaiters where waiter.height <= reached { waiter.continuation.resume() }
+            heightWaiters.removeAll { $0.height <= reached }
+        }
+        metrics.committed.increment(by: Int64(ids.count))
+        metrics.mempoolSize.record(Int64(mempool.count))
+        logger.debug("committed block", metadata: ["height": "\(record.block.header.height)", "transactions": "\(ids.count)"])
+    }
+}
+
+/// The committed height and hash, readable from any thread without entering the engine.
+public final class ChainTip: Sendable {
+    private let state: Mutex<PeerStatus>
+
+    init(_ status: PeerStatus) {
+        state = Mutex(status)
+    }
+
+    public func withLock<Result: Sendable>(_ body: (inout PeerStatus) -> Result) -> Result {
+        state.withLock { body(&$0) }
+    }
+}
