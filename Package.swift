@@ -44,7 +44,7 @@ let package = Package(
         .target(name: "XinlianMerkle", dependencies: ["XinlianCrypto"], swiftSettings: strict),
         .target(name: "XinlianCore", dependencies: ["XinlianCrypto", "XinlianMerkle"], swiftSettings: strict),
         .target(name: "XinlianConsensus", dependencies: ["XinlianCore", "XinlianCrypto"], swiftSettings: strict),
-        .target(name: "XinlianSimulation", dependencies: ["XinlianConsensus", "XinlianCore", "XinlianCrypto"],
+        .target(name: "XinlianSimulation", dependencies: ["XinlianConsensus", "XinlianCore", "XinlianCredit", "XinlianCrypto"],
                 swiftSettings: strict),
         .target(name: "XinlianCredit", dependencies: ["XinlianCore", "XinlianCrypto", "XinlianMerkle"], swiftSettings: strict),
         .target(name: "XinlianNetwork", dependencies: [

@@ -153,8 +153,14 @@ final class NodeLedger: ReplicaLedger {
                 do {
                     // Whatever the origin (API, gossip, the node's own query record), a pending transaction is
                     // judged against this node's clock: nothing dated past it enters the mempool or a block.
-                    try TransactionRules.checkTime(transaction, clockMs: admittedMs)
-                    try checkCredit(transaction, batch: batch, committedLookups: &committedLookups, origin: origin)
+                    try LedgerRules.checkPending(transaction, consortium: consortium, clockMs: admittedMs, origin: origin,
+                                                 referenced: { id in
+                        if let pending = batch[id] ?? mempool.transaction(id) { return pending }
+                        // Bounded: each committed reference reads a block on the storage thread.
+                        guard committedLookups < Self.committedReferencesLimit else { return nil }
+                        committedLookups += 1
+                        return committedTransaction(id)
+                    })
                 } catch {
                     results.append(Admission(id: id, state: .rejected(error)))
                     continue
@@ -186,25 +192,6 @@ final class NodeLedger: ReplicaLedger {
             mempool.insert(entry)
         }
         metrics.mempoolSize.record(Int64(mempool.count))
-    }
-
-    /// The credit model's rules: payload schema, the reporter's role, and references to earlier statements.
-    private func checkCredit(_ transaction: Transaction, batch: [Hash32: Transaction],
-                             committedLookups: inout Int, origin: CreditRules.Origin) throws(VerificationError) {
-        let roles = consortium.institutionRoles[transaction.body.reporter] ?? []
-        var lookups = committedLookups
-        defer { committedLookups = lookups }
-        do {
-            _ = try CreditRules.check(transaction: transaction, roles: roles, referenced: { id in
-                if let pending = batch[id] ?? mempool.transaction(id) { return pending }
-                // Bounded: each committed reference reads a block on the storage thread.
-                guard lookups < Self.committedReferencesLimit else { return nil }
-                lookups += 1
-                return committedTransaction(id)
-            }, origin: origin)
-        } catch {
-            throw VerificationError(code: error.code, message: error.description)
-        }
     }
 
     func committedTransaction(_ id: Hash32) -> Transaction? {
@@ -243,23 +230,16 @@ final class NodeLedger: ReplicaLedger {
 
     // MARK: Blocks
 
-    /// A block's transactions, whoever proposed or certified it (its header, limits and times were checked by
-    /// `BlockVerifier`): signatures, uniqueness and not yet committed, the credit model's rules in order, and the state root. Returns the prepared state.
+    /// A block's transactions, whoever proposed or certified it (``LedgerRules/checkTransactions``), and its
+    /// state root. Returns the prepared state.
     private func checkContents(_ block: Block) throws(VerificationError) -> PreparedState {
-        let transactions = block.transactions
-        let ids = transactions.map { $0.id(suite) }
         // A transaction identical to one in the mempool (body *and* signature: the id leaves the signature out)
         // was fully checked when it was admitted, so its signature is not verified a second time.
-        for (index, transaction) in transactions.enumerated() where mempool.transaction(ids[index]) != transaction {
-            try TransactionRules.check(transaction, consortium: consortium, index: index)
-        }
-        try checkUnique(ids)
-        if let (index, failure) = creditFailures(transactions).min(by: { $0.key < $1.key }) {
-            throw VerificationError(code: failure.code, message: "transaction \(index): \(failure.message)",
-                                    transactionIndex: index)
-        }
+        try LedgerRules.checkTransactions(block.transactions, consortium: consortium,
+                                          alreadyChecked: { id, transaction in mempool.transaction(id) == transaction },
+                                          isCommitted: isCommitted, committed: committedTransaction)
         let state: PreparedState
-        do { state = try store.prepareState(transactions) } catch {
+        do { state = try store.prepareState(block.transactions) } catch {
             throw VerificationError(code: "state_unavailable", message: "the state tree could not be read: \(error)")
         }
         guard state.stateRoot == block.header.stateRoot else {
@@ -268,33 +248,11 @@ final class NodeLedger: ReplicaLedger {
         return state
     }
 
-    private func checkUnique(_ ids: [Hash32]) throws(VerificationError) {
-        guard Set(ids).count == ids.count else {
-            throw VerificationError(code: "duplicate_transaction", message: "a transaction appears twice in the block")
-        }
-        for (index, id) in ids.enumerated() where (try? store.contains(id)) != false {
-            throw VerificationError(code: "duplicate_transaction", message: "transaction \(id) is already committed",
-                                    transactionIndex: index)
-        }
-    }
+    /// Whether `id` is committed; an index that cannot answer counts as committed (the block is refused, not forked).
+    private func isCommitted(_ id: Hash32) -> Bool { (try? store.contains(id)) != false }
 
-    /// The credit model's rules for each transaction of a block, in order: references resolve to transactions
-    /// earlier in the block or committed (never to pending ones). Refused transactions are not referable.
     private func creditFailures(_ transactions: [Transaction]) -> [Int: VerificationError] {
-        var earlier: [Hash32: Transaction] = [:]
-        var failures: [Int: VerificationError] = [:]
-        for (index, transaction) in transactions.enumerated() {
-            let roles = consortium.institutionRoles[transaction.body.reporter] ?? []
-            do {
-                try CreditRules.check(transaction: transaction, roles: roles, referenced: { id in
-                    earlier[id] ?? committedTransaction(id)
-                }, origin: .node)
-                earlier[transaction.id(suite)] = transaction
-            } catch {
-                failures[index] = VerificationError(code: error.code, message: error.description, transactionIndex: index)
-            }
-        }
-        return failures
+        LedgerRules.creditFailures(transactions, consortium: consortium, committed: committedTransaction)
     }
 
     /// Keeps a block's prepared state for its commit, bounded (a commit of a block whose state was let go
@@ -308,7 +266,7 @@ final class NodeLedger: ReplicaLedger {
     /// Appends a verified block durably to the log and index, then drops its transactions from the mempool.
     private func append(_ record: CommittedBlock, prepared state: PreparedState) throws {
         let ids = record.block.transactions.map { $0.id(suite) }
-        try checkUnique(ids)
+        try LedgerRules.checkUnique(ids, isCommitted: isCommitted)
         try store.append(record, prepared: state)
         prepared = []
         tip.withLock { $0 = PeerStatus(height: store.height, lastBlockHash: store.lastBlockHash) }

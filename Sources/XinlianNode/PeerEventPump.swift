@@ -86,50 +86,8 @@ public struct PeerEventPump: Sendable {
         if await engine.handle(event), let key { recent.state.withLock { $0.insert(key) } }
     }
 
-    /// Why `message` must be refused before it reaches the engine, or nil.
+    /// Why `message` must be refused before it reaches the engine, or nil (``PeerGate/Rules/frameRefusal(_:consortium:verifier:)``).
     func refusal(_ message: WireMessage) -> String? {
-        let consortium = engine.consortium
-        switch message {
-        case .transactions(let transactions):
-            for (index, transaction) in transactions.enumerated() {
-                do { try TransactionRules.check(transaction, consortium: consortium) } catch {
-                    return "gossiped transaction \(index) refused: \(error)"
-                }
-            }
-            return nil
-        case .consensus(.vote(let signed)):
-            if let reason = rules.refusal(.vote(signed)) { return reason }
-            let vote = signed.vote
-            guard let member = consortium.validators.member(vote.validator) else {
-                return "vote from \(vote.validator), who is not a validator"
-            }
-            guard member.publicKey.isValidSignature(signed.signature, for: vote.signingBytes) else {
-                return "vote of \(vote.validator) at height \(vote.height) round \(vote.round) has a wrong signature"
-            }
-            return nil
-        case .consensus(.proposal(let signed, let block)):
-            let proposal = signed.proposal
-            guard let member = consortium.validators.member(proposal.proposer) else {
-                return "proposal from \(proposal.proposer), who is not a validator"
-            }
-            // Cheap checks first: the proposer schedule and genesis's block limits, before any signature or hash.
-            if let reason = rules.refusal(.proposal(signed, block)) { return reason }
-            guard member.publicKey.isValidSignature(signed.signature, for: proposal.signingBytes) else {
-                return "proposal of \(proposal.proposer) at height \(proposal.height) has a wrong signature"
-            }
-            guard block.header.hash(consortium.suite) == proposal.blockHash else {
-                return "proposal at height \(proposal.height) carries a block that is not the one proposed"
-            }
-            // The header is signed; the transactions travel beside it and must be the ones it commits to, or a
-            // relayer could swap them and have an honest proposal refused.
-            guard block.transactions.count == Int(block.header.transactionCount),
-                Block.transactionsRoot(block.transactions, suite: consortium.suite) == block.header.transactionsRoot
-            else {
-                return "proposal at height \(proposal.height) carries transactions that are not the block's"
-            }
-            return nil
-        case .hello, .status, .syncRequest, .syncResponse:
-            return nil
-        }
+        rules.frameRefusal(message, consortium: engine.consortium, verifier: DirectSignatureVerifier())
     }
 }

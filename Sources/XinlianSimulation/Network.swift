@@ -2,10 +2,10 @@ import XinlianConsensus
 import XinlianCore
 import XinlianCrypto
 
-/// The simulated network and the fault injector.
+/// The simulated network, the fault injector, and how a node's effects are carried out.
 extension World {
     /// Sends one message; while faults are active it may be partitioned away, dropped, delayed or duplicated.
-    mutating func send(_ message: NetworkMessage, from: Int, to: Int) {
+    mutating func send(_ message: WireMessage, from: Int, to: Int) {
         let faults = configuration.faults
         guard healed || !isPartitioned(from, to) else { return }
         guard healed || !random.chance(perMille: faults.dropPerMille) else { return }
@@ -17,7 +17,7 @@ extension World {
         }
     }
 
-    mutating func broadcast(_ message: NetworkMessage, from: Int) {
+    mutating func broadcast(_ message: WireMessage, from: Int) {
         for peer in nodes.indices where peer != from { send(message, from: from, to: peer) }
     }
 
@@ -26,11 +26,14 @@ extension World {
         return partition[a] != partition[b]
     }
 
-    /// One fault injection: start or heal a partition, or crash an honest node for a while.
+    func index(of id: ValidatorID) -> Int? { nodes.firstIndex { $0.id == id } }
+
+    /// One fault injection: start or heal a partition, crash an honest node for a while, or make an honest node's
+    /// next journal write fail.
     mutating func chaos() {
         guard !healed else { return }
         let faults = configuration.faults
-        switch random.below(3) {
+        switch random.below(4) {
         case 0 where faults.partitions && partition == nil:
             let sides = nodes.indices.map { _ in Int(random.below(2)) }
             partition = sides
@@ -38,6 +41,12 @@ extension World {
             queue.push(.healPartition, at: nowMs + random.inRange(Self.downtimeMs))
         case 1 where faults.crashes:
             crashSomeone()
+        case 2 where faults.journalFailures:
+            let running = honest.filter { nodes[$0].isUp }
+            guard !running.isEmpty else { break }
+            let victim = running[Int(random.below(UInt64(running.count)))]
+            record("n\(victim) next journal write fails")
+            nodes[victim].journal.failNextAppend = true
         default:
             break
         }
@@ -50,104 +59,179 @@ extension World {
         let down = honest.count - running.count
         guard down < max(1, (nodes.count - 1) / 3), !running.isEmpty else { return }
         let victim = running[Int(random.below(UInt64(running.count)))]
-        nodes[victim].core = nil
-        nodes[victim].gate = nil
-        nodes[victim].incarnation += 1
-        record("n\(victim) crash (chain \(nodes[victim].chain.count), signed \(describe(nodes[victim].lastSigned)))")
+        crash(victim)
         queue.push(.restart(node: victim), at: nowMs + random.inRange(Self.downtimeMs))
     }
 
-    func describe(_ position: SignedPosition?) -> String {
-        guard let position else { return "nothing" }
-        return "h\(position.height) r\(position.round) \(position.step)"
+    /// The process dies: the replica and the mempool are gone; of the journal's unsynced records a random prefix
+    /// reached the disk (a torn write); peers see the connection drop.
+    mutating func crash(_ index: Int) {
+        let journal = nodes[index].journal
+        let kept = Int(random.below(UInt64(journal.unsyncedCount) + 1))
+        record("n\(index) crash (chain \(nodes[index].ledger.height), journal \(journal.records.count) with \(journal.unsyncedCount) unsynced, \(kept) kept; signed \(nodes[index].signer.position))")
+        journal.crash(keptUnsynced: kept)
+        nodes[index].ledger.crash()
+        nodes[index].replica = nil
+        nodes[index].incarnation += 1
+        let id = nodes[index].id
+        for peer in nodes.indices where peer != index { step(peer) { $0.disconnected(id) } }
     }
 
-    /// Hands a message to a running node.
-    mutating func deliver(_ message: NetworkMessage, from: Int, to: Int) {
+    /// Hands a message to a running node: first what the node's event pump checks (signatures, the gate's rules),
+    /// then its replica.
+    mutating func deliver(_ message: WireMessage, from: Int, to: Int) {
         guard nodes[to].isUp else { return }
-        switch message {
-        case .consensus(let consensus):
-            record("n\(to) <- n\(from) \(describe(consensus))")
-            if consensus.height >= UInt64(nodes[to].chain.count + 2) { requestSync(to, from: from) }
-            guard admit(consensus, at: to) else { return }
-            drive(to, ConsensusEvent(consensus))
-            nodes[to].gate?.take(consensus)
-        case .status(let height):
-            if height > UInt64(nodes[to].chain.count) { requestSync(to, from: from) }
-        case .syncRequest(let fromHeight):
-            answerSync(to, peer: from, fromHeight: fromHeight)
-        case .syncResponse(let records):
-            record("n\(to) <- n\(from) sync \(records.count) block(s)")
-            applySync(to, records, from: from)
+        if case .consensus(let consensus) = message { record("n\(to) <- n\(from) \(describe(consensus))") }
+        if case .syncResponse(let height, let blocks) = message { record("n\(to) <- n\(from) sync \(blocks.count) block(s) from \(height)") }
+        if let reason = frameRefusal(message, to: to) {
+            let culprit = if case .consensus(let consensus) = message { PeerGate.Slot(consensus).signer } else { nodes[from].id }
+            refuse(at: to, from: culprit, reason)
+            return disconnect(to, from)
+        }
+        let sender = nodes[from].id
+        step(to) { _ = $0.receive(message, from: sender) }
+    }
+
+    /// The node's event pump (``PeerGate/Rules/frameRefusal(_:consortium:verifier:)``), with transaction signatures
+    /// checked once per run.
+    func frameRefusal(_ message: WireMessage, to index: Int) -> String? {
+        guard case .transactions(let transactions) = message else {
+            return rules.frameRefusal(message, consortium: setup.consortium, verifier: verifier)
+        }
+        let verified = nodes[index].ledger.verified
+        for (position, transaction) in transactions.enumerated() {
+            do { try verified.check(transaction, consortium: setup.consortium) } catch {
+                return "gossiped transaction \(position) refused: \(error)"
+            }
+        }
+        return nil
+    }
+
+    /// Carries out a node's effects: sends through its shell (which a hostile validator's rewrites), timers on
+    /// the event queue, disconnections, and notes into the trace and the invariants.
+    mutating func perform(_ effects: [ReplicaEffect], node index: Int) {
+        for effect in effects {
+            switch effect {
+            case .send(let message, let peer):
+                guard let to = self.index(of: peer) else { continue }
+                output(message, to: to, from: index)
+            case .broadcast(let message):
+                output(message, to: nil, from: index)
+            case .disconnect(let peer, _):
+                guard let other = self.index(of: peer) else { continue }
+                disconnect(index, other)
+            case .schedule(let timer, let ms):
+                queue.push(.timer(node: index, incarnation: nodes[index].incarnation, timer), at: nowMs + ms)
+            case .note(let note):
+                observe(note, at: index)
+            }
         }
     }
 
-    /// The node's own gate (``PeerGate``): usable heights only, proposals on schedule and within genesis's limits,
-    /// and room in the message's slot. Refusals at honest nodes are counted.
-    mutating func admit(_ message: ConsensusMessage, at index: Int) -> Bool {
-        let next = UInt64(nodes[index].chain.count + 1)
-        let signer = PeerGate.Slot(message).signer
-        guard let gate = nodes[index].gate, let core = nodes[index].core else { return false }
-        guard PeerGate.isUsable(message, next: next, core: core) else {
-            // Stale heights are refused; a round the core does not keep yet is simply not taken now.
-            if message.height < next { refuse(at: index, from: signer, "height \(message.height) is decided (next \(next))") }
-            return false
+    mutating func observe(_ note: ReplicaNote, at index: Int) {
+        switch note {
+        case .signed(let message):
+            record("n\(index) signs \(describe(message))")
+        case .signRefused(let request, _):
+            record("n\(index) guard refused h\(request.height) r\(request.round) \(request.step)")
+        case .committed(let block, let peer):
+            committed(block, at: index, via: peer.map { "sync from \($0)" } ?? "consensus")
+        case .evidence(let equivocation):
+            noteEvidence(equivocation, reporter: index)
+        case .refused(let culprit, let reason):
+            refuse(at: index, from: culprit, reason)
+        case .stale(let signer, let height):
+            refuse(at: index, from: signer, "height \(height) is decided")
+        case .replayed(let height, let entries, let round, _):
+            record("n\(index) replayed \(entries) journal record(s) of height \(height), round \(round)")
+        case .halted(let reason):
+            record("n\(index) halts: \(reason)")
+        case .journalBudgetSpent, .journalWriteFailed, .synced, .syncRequested, .syncUnanswered, .syncFailedHere,
+             .buildFailed, .stalled:
+            break
         }
-        if let reason = gate.rules.refusal(message) {
-            refuse(at: index, from: signer, reason)
-            return false
-        }
-        guard gate.hasRoom(for: message, core: core) else {
-            if !gate.holds(message) { refuse(at: index, from: signer, "slot full: \(describe(message))") }
-            return false
-        }
-        return true
     }
 
-    /// An honest node refusing something signed or sent by `culprit`; counted when the culprit is Byzantine
-    /// (an honest peer's stale re-gossip is refused too, and is no attack).
+    /// Counts a refusal at an honest node of something a Byzantine validator signed or sent.
     mutating func refuse(at index: Int, from culprit: ValidatorID, _ reason: String) {
         guard nodes[index].isHonest else { return }
         record("n\(index) refuses: \(reason)")
         if nodes.contains(where: { $0.id == culprit && !$0.isHonest }) { refusedByHonest += 1 }
     }
 
-    /// Sends what a Byzantine validator adds on its own to every peer, counting it.
-    mutating func hostile(_ message: NetworkMessage, from index: Int) {
-        hostileSent += nodes.count - 1
-        broadcast(message, from: index)
-    }
-
     func describe(_ message: ConsensusMessage) -> String {
         switch message {
-        case .proposal(let signed, _):
+        case .proposal(let signed, let block):
             let proposal = signed.proposal
             let pol = proposal.polRound.map { " pol \($0)" } ?? ""
-            return "proposal h\(proposal.height) r\(proposal.round) \(short(proposal.blockHash))\(pol) by \(proposal.proposer)"
+            return "proposal h\(proposal.height) r\(proposal.round) \(short(proposal.blockHash))\(pol) by \(proposal.proposer) (\(block.transactions.count) tx)"
         case .vote(let signed):
             let vote = signed.vote
             return "\(vote.kind) h\(vote.height) r\(vote.round) \(vote.blockHash.map(short) ?? "nil") by \(vote.validator)"
         }
     }
 
+    func describe(_ message: SignedMessage) -> String {
+        switch message {
+        case .proposal(let signed):
+            "proposal h\(signed.proposal.height) r\(signed.proposal.round) \(short(signed.proposal.blockHash))"
+        case .vote(let signed): describe(ConsensusMessage.vote(signed))
+        }
+    }
+
     func short(_ hash: Hash32) -> String { String(hash.hex.prefix(8)) }
 
-    /// Status and gossip: tells one random peer its height and re-sends every message it holds for this height.
+    /// The transport's periodic status frame to one random peer (a `lyingSync` validator inflates it), and what
+    /// hostile validators add on their own timers.
     mutating func tick(_ index: Int) {
         guard nodes.count > 1 else { return }
         var peer = Int(random.below(UInt64(nodes.count - 1)))
         if peer >= index { peer += 1 }
+        let ledger = nodes[index].ledger
+        var height = ledger.height
         if nodes[index].behaviour == .lyingSync {
             hostileSent += 1
-            send(.status(height: UInt64(nodes[index].chain.count) + Self.inflatedHeights), from: index, to: peer)
-        } else {
-            send(.status(height: UInt64(nodes[index].chain.count)), from: index, to: peer)
+            height += Self.inflatedHeights
         }
-        guard nodes[index].behaviour != .silent else { return }
-        for message in nodes[index].core?.heldMessages ?? [] { send(.consensus(message), from: index, to: peer) }
-        if nodes[index].behaviour == .replayer {
-            hostileSent += nodes[index].replay.count
-            for message in nodes[index].replay { send(.consensus(message), from: index, to: peer) }
+        send(.status(PeerStatus(height: height, lastBlockHash: ledger.lastBlockHash)), from: index, to: peer)
+        hostileTick(index, peer: peer)
+    }
+
+    // MARK: Invariants
+
+    /// Agreement and validity, for every block an honest node commits (by consensus or sync).
+    mutating func committed(_ record: CommittedBlock, at index: Int, via source: String) {
+        let height = record.block.header.height
+        let blockHash = record.block.header.hash(setup.suite)
+        self.record("n\(index) commits h\(height) \(short(blockHash)) via \(source)")
+        guard nodes[index].isHonest else { return }
+        // Notes are read after the replica's call returns: a sync reply may have committed several blocks by then.
+        let chain = nodes[index].ledger.chain
+        guard height >= 1, UInt64(chain.count) >= height, chain[Int(height - 1)] == record else {
+            return fail("validity", "n\(index) reported committing height \(height), which its chain does not hold")
+        }
+        let previousHash = height >= 2 ? chain[Int(height - 2)].block.header.hash(setup.suite) : setup.consortium.genesisHash
+        if !verifiedRecords.contains(record) {
+            do {
+                try BlockVerifier.checkStructure(record, height: height, previousHash: previousHash,
+                                                 consortium: setup.consortium)
+            } catch {
+                return fail("validity", "n\(index) committed an invalid block at height \(height): \(error)")
+            }
+            verifiedRecords.insert(record)
+        }
+        if let agreed = committedHashes[height], agreed != blockHash {
+            return fail("agreement", "n\(index) committed \(short(blockHash)) at height \(height), others \(short(agreed))")
+        }
+        committedHashes[height] = blockHash
+    }
+
+    mutating func noteEvidence(_ equivocation: Equivocation, reporter: Int) {
+        let accused = equivocation.validator
+        record("n\(reporter) evidence against \(accused)")
+        if evidence.count < Self.evidenceKeptLimit { evidence.append(equivocation) }
+        guard let culprit = nodes.first(where: { $0.id == accused }), !culprit.isHonest else {
+            return fail("false_evidence", "n\(reporter) reported honest validator \(accused) for equivocation")
         }
     }
 }

@@ -1,5 +1,6 @@
 import XinlianConsensus
 import XinlianCore
+import XinlianCredit
 import XinlianCrypto
 
 /// Why a configuration cannot be simulated.
@@ -7,8 +8,10 @@ public struct SimulationError: Error, Sendable, CustomStringConvertible {
     public let description: String
 }
 
-/// A deterministic cluster simulation (TigerBeetle VOPR style): N validators, each a real ``ConsensusCore`` and a
-/// shell that signs through a double-sign guard, over a simulated network and clock driven by one seed.
+/// A deterministic cluster simulation (TigerBeetle VOPR style): N validators, each the node's own ``Replica`` (core,
+/// journal, signer guard, peer gate, gossip, sync, block building and validation) over in-memory ports
+/// (`SimPorts.swift`), a simulated network and clocks, all driven by one seed. Hostile validators run an honest
+/// replica whose output their shell rewrites with the real keys (`Hostile.swift`).
 ///
 /// Invariants checked continuously: agreement (no two honest nodes commit different blocks at one height),
 /// validity (every committed block passes `BlockVerifier.checkStructure`, certificate included), no evidence
@@ -36,18 +39,36 @@ public struct Simulation: Sendable {
     }
 }
 
+/// One simulated validator: durable parts (journal, signer guard, chain) survive a crash; the replica does not.
+struct SimNode {
+    let index: Int
+    let id: ValidatorID
+    let behaviour: ByzantineBehaviour?
+    let journal: SimJournal
+    let signer: SimSigner
+    let ledger: SimLedger
+    let clock: SimClock
+    var replica: Replica?
+    var incarnation: UInt64 = 0
+    /// Consensus messages of its own this node sent (a `replayer` sends those of decided heights again).
+    var sent: [ConsensusMessage] = []
+
+    var isHonest: Bool { behaviour == nil }
+    var isUp: Bool { replica != nil }
+}
+
 /// Everything one run mutates.
 struct World {
-    /// Events processed before the run is declared stuck (a bug in the simulator or the core).
+    /// Events processed before the run is declared stuck (a bug in the simulator or the replica).
     static let eventLimit = 3_000_000
     /// Trace lines kept for a failure report.
     static let traceTailLimit = 80
-    /// Period of each node's status + gossip tick.
+    /// Period of each node's status tick (the transport's periodic status frame).
     static let tickIntervalMs: UInt64 = 300
-    /// A sync request without an answer is retried after this long.
-    static let syncRetryMs: UInt64 = 1_000
-    /// Committed blocks per sync response.
-    static let syncBatchLimit = 16
+    /// How often the workload's client submits a transaction to an honest node.
+    static let submitIntervalMs: UInt64 = 200
+    /// A dropped connection is re-established after this long.
+    static let reconnectMs: UInt64 = 1_000
     /// Time between fault injections while faults are active.
     static let chaosIntervalMs: ClosedRange<UInt64> = 200...1_500
     /// How long a crashed node stays down (unless the faults end first).
@@ -56,15 +77,17 @@ struct World {
     static let evidenceKeptLimit = 256
     /// Extra votes a `voteFlooder` sends with each of its votes.
     static let floodVotesPerStep = 8
-    /// Messages of decided heights a `replayer` keeps to send again.
+    /// Own messages a `replayer` keeps to send again.
     static let replayKeptLimit = 32
     /// How far beyond its chain a `lyingSync` validator claims to be.
     static let inflatedHeights: UInt64 = 50
 
     enum Event {
-        case deliver(from: Int, to: Int, NetworkMessage)
-        case timeout(node: Int, incarnation: UInt64, Timeout)
+        case deliver(from: Int, to: Int, WireMessage)
+        case timer(node: Int, incarnation: UInt64, ReplicaTimer)
         case tick(node: Int, incarnation: UInt64)
+        case submit
+        case reconnect(Int, Int)
         case chaos
         case healPartition
         case restart(node: Int)
@@ -74,6 +97,7 @@ struct World {
     let configuration: SimulationConfig
     let setup: SimulatedConsortium
     let verifier = CachingVerifier()
+    let rules: PeerGate.Rules
     var random: SplitMix64
     var queue = EventQueue<Event>()
     var nowMs: UInt64 = 0
@@ -81,6 +105,7 @@ struct World {
     var partition: [Int]?
     var healed = false
     var targetHeight: UInt64
+    var submitted: UInt64 = 0
     var committedHashes: [UInt64: Hash32] = [:]
     var verifiedRecords: Set<CommittedBlock> = []
     var violations: [Violation] = []
@@ -96,13 +121,24 @@ struct World {
         do { setup = try SimulatedConsortium(powers: powers) } catch {
             throw SimulationError(description: "cannot build the consortium: \(error)")
         }
-        random = SplitMix64(seed: configuration.seed)
+        rules = PeerGate.Rules(chainID: SimulatedConsortium.chainID, validators: setup.validators,
+                               parameters: setup.consortium.genesis.parameters)
+        var generator = SplitMix64(seed: configuration.seed)
         let firstByzantine = configuration.validators - configuration.byzantine.count
         let members = setup.validators.members
-        nodes = setup.keys.enumerated().map { index, key in
-            SimNode(index: index, id: members[index].id, key: key,
-                    behaviour: index >= firstByzantine ? configuration.byzantine[index - firstByzantine] : nil)
+        let verified = VerifiedRecords()
+        let skew = configuration.faults.clockSkewMaxMs
+        var built: [SimNode] = []
+        for (index, key) in setup.keys.enumerated() {
+            let offset = skew == 0 ? 0 : Int64(generator.below(2 * skew + 1)) - Int64(skew)
+            let clock = SimClock(skewMs: offset)
+            built.append(SimNode(index: index, id: members[index].id,
+                           behaviour: index >= firstByzantine ? configuration.byzantine[index - firstByzantine] : nil,
+                           journal: SimJournal(), signer: SimSigner(key: key),
+                           ledger: SimLedger(consortium: setup.consortium, verified: verified, clock: clock), clock: clock))
         }
+        nodes = built
+        random = generator
         targetHeight = configuration.heights
         trace.keepsAll = configuration.recordsFullTrace
     }
@@ -111,13 +147,14 @@ struct World {
 
     mutating func run() {
         for index in nodes.indices where nodes[index].behaviour != .silent { restart(index) }
+        queue.push(.submit, at: 1)
         queue.push(.heal, at: configuration.faults.faultyPeriodMs)
         if configuration.faults.faultyPeriodMs > 0 { queue.push(.chaos, at: random.inRange(Self.chaosIntervalMs)) }
         while violations.isEmpty, !isDone, let (timeMs, event) = queue.pop() {
             nowMs = timeMs
             eventCount += 1
             if healed, nowMs > configuration.faults.faultyPeriodMs + configuration.progressBoundMs {
-                return fail("progress", "honest heights \(honest.map { nodes[$0].chain.count }) short of \(targetHeight)")
+                return fail("progress", "honest heights \(honest.map { nodes[$0].ledger.height }) short of \(targetHeight)")
             }
             guard eventCount < Self.eventLimit else { return fail("progress", "event limit reached") }
             handle(event)
@@ -125,21 +162,26 @@ struct World {
     }
 
     var isDone: Bool {
-        healed && honest.allSatisfy { UInt64(nodes[$0].chain.count) >= targetHeight }
+        healed && honest.allSatisfy { nodes[$0].ledger.height >= targetHeight }
     }
 
     mutating func handle(_ event: Event) {
         switch event {
         case .deliver(let from, let to, let message):
             deliver(message, from: from, to: to)
-        case .timeout(let index, let incarnation, let timeout):
-            guard nodes[index].incarnation == incarnation, nodes[index].isUp else { return }
-            record("n\(index) \(timeout)")
-            drive(index, .timeout(timeout))
+        case .timer(let index, let incarnation, let timer):
+            guard nodes[index].incarnation == incarnation else { return }
+            if case .consensus(let timeout) = timer { record("n\(index) \(timeout)") }
+            step(index) { $0.fire(timer) }
         case .tick(let index, let incarnation):
             guard nodes[index].incarnation == incarnation, nodes[index].isUp else { return }
             tick(index)
             queue.push(.tick(node: index, incarnation: incarnation), at: nowMs + Self.tickIntervalMs)
+        case .submit:
+            submit()
+            queue.push(.submit, at: nowMs + Self.submitIntervalMs)
+        case .reconnect(let a, let b):
+            connect(a, b)
         case .chaos:
             chaos()
         case .healPartition:
@@ -156,38 +198,86 @@ struct World {
     mutating func heal() {
         healed = true
         partition = nil
-        let highest = honest.map { UInt64(nodes[$0].chain.count) }.max() ?? 0
+        let highest = honest.map { nodes[$0].ledger.height }.max() ?? 0
         targetHeight = max(configuration.heights, highest + configuration.progressHeights)
         record("healed; target height \(targetHeight)")
         for index in honest where !nodes[index].isUp { restart(index) }
     }
 
-    /// (Re)starts a node from its durable state: a fresh core at the height after its chain.
+    /// (Re)starts a node from its durable state: a new replica over the same journal, signer guard and chain, which
+    /// replays the journal's records as the node does on start; then it connects to every running peer.
     mutating func restart(_ index: Int) {
         guard !nodes[index].isUp else { return }
         nodes[index].incarnation += 1
-        nodes[index].syncRequestedAtMs = nil
-        record("n\(index) start at height \(nodes[index].chain.count + 1)")
+        let node = nodes[index]
+        node.clock.worldMs = nowMs
+        record("n\(index) start at height \(node.ledger.height + 1), journal \(node.journal.records.count), signed \(node.signer.position)")
+        var replica = Replica(consortium: setup.consortium, validator: node.id, timeouts: configuration.timeouts,
+                              journal: node.journal, signer: node.signer, ledger: node.ledger, clock: node.clock,
+                              verifier: verifier)
+        do { try replica.start(journalRecords: node.journal.records) } catch {
+            return fail("restart", "n\(index) cannot replay its journal: \(error)")
+        }
+        let effects = replica.takeEffects()
+        nodes[index].replica = replica
         queue.push(.tick(node: index, incarnation: nodes[index].incarnation), at: nowMs + random.inRange(1...Self.tickIntervalMs))
-        startCore(index)
+        perform(effects, node: index)
+        checkHalt(index)
+        for peer in nodes.indices where peer != index { connect(index, peer) }
     }
 
-    /// A fresh core at the height after the node's chain, fed the votes it already signed there.
-    mutating func startCore(_ index: Int) {
-        let configuration = ConsensusConfiguration(chainID: SimulatedConsortium.chainID, suite: setup.suite,
-                                                   localValidator: nodes[index].id, timeouts: configuration.timeouts)
-        nodes[index].core = ConsensusCore(configuration: configuration, verifier: verifier)
-        nodes[index].gate = PeerGate(chainID: SimulatedConsortium.chainID, validators: setup.validators,
-                                     parameters: setup.consortium.genesis.parameters)
-        drive(index, startEvent(index))
-        let height = UInt64(nodes[index].chain.count + 1)
-        for vote in nodes[index].ownVotes where vote.vote.height == height { drive(index, .signed(.vote(vote))) }
+    /// Runs `body` on a running node's replica with its clock set, then carries out the effects.
+    mutating func step(_ index: Int, _ body: (inout Replica) -> Void) {
+        guard var replica = nodes[index].replica else { return }
+        nodes[index].clock.worldMs = nowMs
+        body(&replica)
+        let effects = replica.takeEffects()
+        nodes[index].replica = replica
+        perform(effects, node: index)
+        checkHalt(index)
     }
 
-    func startEvent(_ index: Int) -> ConsensusEvent {
-        let chain = nodes[index].chain
-        return .start(height: UInt64(chain.count + 1), validators: setup.validators,
-                      previousBlockHash: chain.last?.block.header.hash(setup.suite) ?? setup.consortium.genesisHash)
+    /// A replica that halted because its journal write was made to fail is restarted later, as an operator would
+    /// after freeing disk space; any other halt of an honest node is a violation.
+    mutating func checkHalt(_ index: Int) {
+        guard let reason = nodes[index].replica?.halted else { return }
+        guard nodes[index].journal.failedByInjection || !nodes[index].isHonest else {
+            return fail("halt", "n\(index) halted: \(reason)")
+        }
+        record("n\(index) halted (\(reason)); restarting")
+        crash(index)
+        queue.push(.restart(node: index), at: nowMs + random.inRange(Self.downtimeMs))
+    }
+
+    /// Both ends learn of a connection (each tells the other its height), when both are running.
+    mutating func connect(_ a: Int, _ b: Int) {
+        guard a != b, nodes[a].isUp, nodes[b].isUp else { return }
+        let heightA = nodes[a].ledger.height, heightB = nodes[b].ledger.height
+        let idA = nodes[a].id, idB = nodes[b].id
+        if nodes[a].replica?.connected.contains(idB) != true { step(a) { $0.connected(idB, height: heightB) } }
+        if nodes[b].replica?.connected.contains(idA) != true { step(b) { $0.connected(idA, height: heightA) } }
+    }
+
+    /// A connection dropped (a refusal, or a crash): both ends learn of it; it is re-established later.
+    mutating func disconnect(_ a: Int, _ b: Int) {
+        let idA = nodes[a].id, idB = nodes[b].id
+        step(a) { $0.disconnected(idB) }
+        step(b) { $0.disconnected(idA) }
+        queue.push(.reconnect(a, b), at: nowMs + Self.reconnectMs)
+    }
+
+    /// The workload: a member institution submits one transaction through an honest node's API.
+    mutating func submit() {
+        let running = honest.filter { nodes[$0].isUp }
+        guard !running.isEmpty else { return }
+        let index = running[Int(random.below(UInt64(running.count)))]
+        submitted += 1
+        guard let transaction = try? setup.transaction(submitted, timeMs: SimulatedConsortium.genesisTimeMs + nowMs) else {
+            return fail("workload", "cannot sign transaction \(submitted)")
+        }
+        nodes[index].clock.worldMs = nowMs
+        guard nodes[index].ledger.admit(transaction, origin: .api) else { return }
+        step(index) { $0.transactionsAdmitted([transaction], relay: true) }
     }
 
     mutating func fail(_ invariant: String, _ message: String) {
@@ -200,10 +290,10 @@ struct World {
     }
 
     func result() -> SimulationResult {
-        SimulationResult(seed: configuration.seed, violations: violations, chains: nodes.map(\.chain), honest: honest,
-                         evidence: evidence, eventCount: eventCount, endTimeMs: nowMs, traceDigest: trace.digest,
-                         traceTail: trace.tail, fullTrace: trace.all, hostileMessages: hostileSent,
-                         refusedByHonest: refusedByHonest)
+        SimulationResult(seed: configuration.seed, violations: violations, chains: nodes.map(\.ledger.chain),
+                         honest: honest, evidence: evidence, eventCount: eventCount, endTimeMs: nowMs,
+                         traceDigest: trace.digest, traceTail: trace.tail, fullTrace: trace.all,
+                         hostileMessages: hostileSent, refusedByHonest: refusedByHonest)
     }
 }
 

@@ -1,7 +1,7 @@
 import XinlianConsensus
 import XinlianCore
 
-/// How a Byzantine validator misbehaves. Its consensus core is honest; its shell lies, with the real keys.
+/// How a Byzantine validator misbehaves. Its replica is honest; its shell lies, with the real keys.
 public enum ByzantineBehaviour: String, Sendable, Hashable, CaseIterable {
     /// Proposes two different blocks in each of its rounds, one to each half of its peers.
     case equivocatingProposer
@@ -15,7 +15,8 @@ public enum ByzantineBehaviour: String, Sendable, Hashable, CaseIterable {
     case offScheduleProposer
     /// Proposes blocks with more transactions than genesis's `maxBlockTransactions`.
     case oversizedBlock
-    /// Proposes blocks carrying a transaction dated past `Int64.max`.
+    /// Proposes blocks carrying a transaction every honest validator must refuse (dated past `Int64.max`, a bad
+    /// signature, a query record in another institution's name, a member's supervision query), and gossips them.
     case poisonedTransactions
     /// Answers block sync with forged blocks, and claims heights it does not have.
     case lyingSync
@@ -33,18 +34,26 @@ public struct FaultConfig: Sendable, Hashable {
     public var healedDelayMaxMs: UInt64
     public var partitions: Bool
     public var crashes: Bool
+    /// An honest node's next journal write fails now and then (a full disk): a peer's message is dropped, an own
+    /// entry halts the replica, which is restarted as an operator would.
+    public var journalFailures: Bool
+    /// Each node's clock is off the world's by up to this much, either way (fixed for the run).
+    public var clockSkewMaxMs: UInt64
     public var faultyPeriodMs: UInt64
 
     /// A synchronous network with no faults.
     public static let none = FaultConfig(dropPerMille: 0, duplicatePerMille: 0, delayMinMs: 1, delayMaxMs: 20,
-                                         healedDelayMaxMs: 20, partitions: false, crashes: false, faultyPeriodMs: 0)
-    /// Drops, duplicates, long delays (so reordering), partitions and crashes for six simulated seconds.
+                                         healedDelayMaxMs: 20, partitions: false, crashes: false, journalFailures: false,
+                                         clockSkewMaxMs: 0, faultyPeriodMs: 0)
+    /// Drops, duplicates, long delays (so reordering), partitions, crashes with torn journal writes, failed journal
+    /// writes and clocks up to 1.5 s apart, for six simulated seconds.
     public static let standard = FaultConfig(dropPerMille: 100, duplicatePerMille: 50, delayMinMs: 1, delayMaxMs: 400,
-                                             healedDelayMaxMs: 40, partitions: true, crashes: true,
-                                             faultyPeriodMs: 6_000)
+                                             healedDelayMaxMs: 40, partitions: true, crashes: true, journalFailures: true,
+                                             clockSkewMaxMs: 1_500, faultyPeriodMs: 6_000)
 
     public init(dropPerMille: UInt32, duplicatePerMille: UInt32, delayMinMs: UInt64, delayMaxMs: UInt64,
-                healedDelayMaxMs: UInt64, partitions: Bool, crashes: Bool, faultyPeriodMs: UInt64) {
+                healedDelayMaxMs: UInt64, partitions: Bool, crashes: Bool, journalFailures: Bool = false,
+                clockSkewMaxMs: UInt64 = 0, faultyPeriodMs: UInt64) {
         self.dropPerMille = dropPerMille
         self.duplicatePerMille = duplicatePerMille
         self.delayMinMs = delayMinMs
@@ -52,6 +61,8 @@ public struct FaultConfig: Sendable, Hashable {
         self.healedDelayMaxMs = healedDelayMaxMs
         self.partitions = partitions
         self.crashes = crashes
+        self.journalFailures = journalFailures
+        self.clockSkewMaxMs = clockSkewMaxMs
         self.faultyPeriodMs = faultyPeriodMs
     }
 }
@@ -99,7 +110,8 @@ public struct SimulationConfig: Sendable, Hashable {
 
 /// An invariant that failed.
 public struct Violation: Sendable, Hashable, CustomStringConvertible {
-    /// `agreement`, `validity`, `progress`, `false_evidence`.
+    /// `agreement`, `validity`, `progress`, `false_evidence`, `halt` (an honest replica stopped other than on an
+    /// injected disk failure), `restart`, `workload`.
     public var invariant: String
     public var message: String
     public var timeMs: UInt64

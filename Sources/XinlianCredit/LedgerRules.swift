@@ -1,0 +1,73 @@
+import XinlianCore
+import XinlianCrypto
+
+/// The checks every ledger applies, whoever runs it (the node's `NodeLedger`, the simulator's ledger): one
+/// admission for pending transactions whatever their origin, and one check of a block's transactions whoever
+/// proposed or certified it.
+public enum LedgerRules {
+    /// What a transaction must meet to become pending, after its signature (`TransactionRules.check`): its time
+    /// against this node's clock, then the credit model's rules (payload schema, the reporter's roles, references).
+    /// `referenced` resolves a reference to a pending or committed transaction.
+    public static func checkPending(_ transaction: Transaction, consortium: Consortium, clockMs: UInt64,
+                                    origin: CreditRules.Origin,
+                                    referenced: (Hash32) -> Transaction?) throws(VerificationError) {
+        try TransactionRules.checkTime(transaction, clockMs: clockMs)
+        let roles = consortium.institutionRoles[transaction.body.reporter] ?? []
+        do {
+            _ = try CreditRules.check(transaction: transaction, roles: roles, referenced: referenced, origin: origin)
+        } catch {
+            throw VerificationError(code: error.code, message: error.description)
+        }
+    }
+
+    /// The credit model's rules for each transaction of a block, in order: references resolve to transactions
+    /// earlier in the block or committed (never to pending ones). Refused transactions are not referable.
+    public static func creditFailures(_ transactions: [Transaction], consortium: Consortium,
+                                      committed: (Hash32) -> Transaction?) -> [Int: VerificationError] {
+        var earlier: [Hash32: Transaction] = [:]
+        var failures: [Int: VerificationError] = [:]
+        for (index, transaction) in transactions.enumerated() {
+            let roles = consortium.institutionRoles[transaction.body.reporter] ?? []
+            do {
+                try CreditRules.check(transaction: transaction, roles: roles, referenced: { id in
+                    earlier[id] ?? committed(id)
+                }, origin: .node)
+                earlier[transaction.id(consortium.suite)] = transaction
+            } catch {
+                failures[index] = VerificationError(code: error.code, message: error.description, transactionIndex: index)
+            }
+        }
+        return failures
+    }
+
+    /// A block's transactions, whoever proposed or certified it (its header, limits and times are
+    /// `BlockVerifier`'s): each signature (except where `alreadyChecked` says the identical transaction was
+    /// admitted here), no transaction twice in the block or already committed (`isCommitted`), and the credit
+    /// model's rules in order.
+    public static func checkTransactions(_ transactions: [Transaction], consortium: Consortium,
+                                         alreadyChecked: (Hash32, Transaction) -> Bool,
+                                         isCommitted: (Hash32) -> Bool,
+                                         committed: (Hash32) -> Transaction?) throws(VerificationError) {
+        let ids = transactions.map { $0.id(consortium.suite) }
+        for (index, transaction) in transactions.enumerated() where !alreadyChecked(ids[index], transaction) {
+            try TransactionRules.check(transaction, consortium: consortium, index: index)
+        }
+        try checkUnique(ids, isCommitted: isCommitted)
+        if let (index, failure) = creditFailures(transactions, consortium: consortium, committed: committed)
+            .min(by: { $0.key < $1.key }) {
+            throw VerificationError(code: failure.code, message: "transaction \(index): \(failure.message)",
+                                    transactionIndex: index)
+        }
+    }
+
+    /// No transaction twice among `ids`, none already committed.
+    public static func checkUnique(_ ids: [Hash32], isCommitted: (Hash32) -> Bool) throws(VerificationError) {
+        guard Set(ids).count == ids.count else {
+            throw VerificationError(code: "duplicate_transaction", message: "a transaction appears twice in the block")
+        }
+        for (index, id) in ids.enumerated() where isCommitted(id) {
+            throw VerificationError(code: "duplicate_transaction", message: "transaction \(id) is already committed",
+                                    transactionIndex: index)
+        }
+    }
+}
