@@ -73,7 +73,8 @@ struct ReadOnlyFile {
 struct OutputFile {
     /// Bytes buffered before a write system call.
     static let bufferBytes = 1 << 20
-    static let fileMode: mode_t = 0o644
+    /// Exports hold every statement in the ledger: for their owner only.
+    static let fileMode: mode_t = 0o600
 
     let descriptor: Int32
     let path: String

@@ -30,6 +30,7 @@ public struct AdminAPI: Sendable {
     public func router(cutState: CutRegistry) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: JSONErrorMiddleware())
+        router.add(middleware: LoopbackOnlyMiddleware())
         router.get("/admin/peers") { _, _ in
             try API.json(PeersBody(connected: peers.connectedPeers.map(\.value).sorted(), cut: cutState.cut.map(\.value).sorted()))
         }
@@ -53,6 +54,34 @@ public struct AdminAPI: Sendable {
             throw APIError(.notFound, "unknown_peer", "\(text) is not another validator in genesis")
         }
         return id
+    }
+}
+
+/// Refuses what a web page open on the operator's machine could send: any request with an `Origin` header (a
+/// browser's cross-origin fetch or form), and any whose `Host` is not a loopback name (DNS rebinding: a hostile
+/// name resolving to 127.0.0.1). Command-line clients send neither an `Origin` nor a foreign `Host`.
+struct LoopbackOnlyMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context,
+                next: (Request, Context) async throws -> Response) async throws -> Response {
+        if request.headers[.origin] != nil {
+            throw APIError(.forbidden, "origin_refused", "the operator API refuses browser requests (an Origin header was sent)")
+        }
+        guard let authority = request.head.authority, Self.isLoopback(authority) else {
+            throw APIError(.forbidden, "host_refused",
+                           "the operator API answers only to a loopback Host (127.0.0.1, localhost or [::1])")
+        }
+        return try await next(request, context)
+    }
+
+    /// Whether `authority` (`host[:port]`) names a loopback host.
+    static func isLoopback(_ authority: String) -> Bool {
+        var host = Substring(authority)
+        if host.hasPrefix("["), let end = host.firstIndex(of: "]") {
+            host = host[...end]
+        } else if let colon = host.lastIndex(of: ":"), host.firstIndex(of: ":") == colon {
+            host = host[..<colon]
+        }
+        return ["127.0.0.1", "localhost", "[::1]", "::1"].contains(host.lowercased())
     }
 }
 

@@ -41,7 +41,8 @@ public final class LedgerStore {
     /// Opens (creating if needed) the ledger in `dataDirectory`: repairs a torn tail, checks the
     /// tail's links and certificates, and brings the index up to the log.
     public init(dataDirectory: String, consortium: Consortium) throws {
-        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: Int(FileProtection.directoryMode)])
         self.consortium = consortium
         self.dataDirectory = dataDirectory
         self.lastBlockHash = consortium.genesisHash
@@ -52,6 +53,9 @@ public final class LedgerStore {
         let tail = try Self.checkTail(log: log, consortium: consortium)
         (self.height, self.lastHeader, self.lastBlockHash) = (tail.height, tail.header, tail.hash)
         self.index = try Self.openIndex(path: Self.indexPath(dataDirectory), log: log, consortium: consortium)
+        // Data written by an older version (0644 in 0755) is tightened too; SQLite gives its later -wal and -shm
+        // files the index file's mode.
+        try FileProtection.restrict(dataDirectory)
         try catchUpIndex()
     }
 

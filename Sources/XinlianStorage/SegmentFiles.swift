@@ -23,8 +23,9 @@ enum SegmentLayout {
     static let namePrefix = "segment-"
     static let nameSuffix = ".log"
     static let nameDigits = 20
-    static let fileMode: mode_t = 0o644
-    static let directoryMode: mode_t = 0o755
+    /// Ledger data is for the node's own user only (`docs/security.md`).
+    static let fileMode: mode_t = 0o600
+    static let directoryMode: mode_t = 0o700
     /// Read descriptors kept open for sealed segments.
     static let readDescriptorCacheCapacity = 4
 

@@ -61,7 +61,11 @@ struct Report: AsyncParsableCommand {
             if let save {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-                try encoder.encode(response).write(to: URL(fileURLWithPath: save))
+                // A report is personal credit data: readable by its owner only.
+                guard FileManager.default.createFile(atPath: save, contents: try encoder.encode(response),
+                                                     attributes: [.posixPermissions: 0o600]) else {
+                    throw CLIError("cannot write \(save)")
+                }
             }
             // Written unbuffered and ending with a newline (print's buffer is flushed only at exit when standard output
             // is a pipe or a file), so the report comes whole, before the query-record line on standard error, however

@@ -40,6 +40,8 @@ import XinlianStorage
 
         let again = scratch.sub("again.xlnexp")
         _ = try ExportFile.write(dataDirectory: data, consortium: fixture.consortium, to: again)
+        // An export holds every statement: readable by its owner only.
+        #expect(try FileManager.default.attributesOfItem(atPath: again)[.posixPermissions] as? Int == 0o600)
         #expect(try Data(contentsOf: URL(fileURLWithPath: again)) == Data(contentsOf: URL(fileURLWithPath: export)))
     }
 

@@ -278,3 +278,37 @@ struct NodeCrashTests {
         store.close()
     }
 }
+
+/// Issue 9: a web page open on the operator's machine cannot drive the operator API.
+@Suite("Operator API refuses browsers")
+struct OperatorAPITests {
+    struct NoControl: PeerControl {
+        func cut(_ peer: ValidatorID) {}
+        func heal(_ peer: ValidatorID) {}
+        var connectedPeers: [ValidatorID] { [] }
+    }
+
+    @Test func originAndForeignHostAreRefused() async throws {
+        let node = try TestNode(suite: .ed25519SHA256)
+        defer { node.remove() }
+        let engine = try node.engine()
+        let app = Application(router: AdminAPI(engine: engine, peers: NoControl()).router(cutState: CutRegistry()))
+        try await app.test(.router) { client in
+            // The test client's requests name Host localhost.
+            let plain = try await client.execute(uri: "/admin/peers", method: .get)
+            #expect(plain.status == .ok)
+            let browser = try await client.execute(uri: "/admin/peers/node1/cut", method: .post,
+                                                   headers: [.origin: "https://evil.example"])
+            #expect(browser.status == .forbidden)
+            #expect(try decode(APIErrorBody.self, browser.body).error.code == "origin_refused")
+        }
+        // DNS rebinding: a hostile name resolving to 127.0.0.1 arrives with its own Host.
+        for host in ["localhost:8700", "127.0.0.1:8700", "[::1]:8700", "127.0.0.1", "LOCALHOST"] {
+            #expect(LoopbackOnlyMiddleware<BasicRequestContext>.isLoopback(host), "\(host)")
+        }
+        for host in ["evil.example:8700", "127.0.0.1.evil.example", "10.0.0.1:8700", "[::2]:8700", ""] {
+            #expect(!LoopbackOnlyMiddleware<BasicRequestContext>.isLoopback(host), "\(host)")
+        }
+        await engine.shutdown()
+    }
+}
