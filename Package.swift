@@ -106,7 +106,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ], swiftSettings: strict),
         .testTarget(name: "XinlianConsensusTests",
-                    dependencies: ["XinlianConsensus", "XinlianSimulation", "XinlianCore", "XinlianCrypto"],
+                    dependencies: ["XinlianConsensus", "XinlianSimulation", "XinlianCore", "XinlianCredit", "XinlianCrypto"],
                     swiftSettings: strict),
         .testTarget(name: "XinlianCreditTests", dependencies: ["XinlianCredit", "XinlianCore", "XinlianCrypto", "XinlianMerkle"],
                     swiftSettings: strict),

@@ -20,6 +20,8 @@ public struct Replica {
     let clock: any ReplicaClock
     /// The receiver's frame limit, which sync replies respect.
     let maxFrameBytes: Int
+    /// What each validator's messages may take of the journal at one height.
+    public let budgets: JournalBudgets
 
     public private(set) var core: ConsensusCore
     /// What peers' proposals and votes must pass before anything of them is kept.
@@ -37,15 +39,16 @@ public struct Replica {
     public private(set) var halted: String?
     /// Messages for the next height taken before this replica joined it; fed (journalled first) when it does.
     var awaiting: [ConsensusMessage] = []
-    /// Journal bytes of this height spent on peers' proposals (all proposers), and on each validator's votes.
-    var journalProposalBytes = 0
+    /// Journal bytes of this height spent on each proposer's proposals, and on each validator's votes.
+    var journalProposalBytes: [ValidatorID: Int] = [:]
     var journalVoteBytes: [ValidatorID: Int] = [:]
     var journalFullNoted = false
     /// Sync requests served per peer in the current one-second window.
     var served: [ValidatorID: (windowMs: UInt64, count: Int)] = [:]
     /// When the next height may start (the genesis block interval after the last commit).
     var earliestStartMs: UInt64 = 0
-    var startWakeScheduled = false
+    /// When the earliest `startWake` timer asked for fires, if one is outstanding.
+    var startWakeAtMs: UInt64?
     /// When this replica last committed (for the heartbeat).
     public private(set) var lastCommitMs: UInt64 = 0
     var started = false
@@ -62,14 +65,32 @@ public struct Replica {
     public static let syncServesPerSecond = 50
     /// How often a stalled height re-sends what it holds to every peer (messages lost on a live link).
     public static let regossipMs: UInt64 = 1_000
-    /// Journal bytes kept for the peers' proposals of one height (only scheduled proposers', at most
-    /// ``PeerGate/messagesPerSlot`` a round, within genesis's block limits); past it, further proposals are dropped.
-    public static let journalPeerBytesLimit = 128 * 1024 * 1024
-    /// Journal bytes kept for one validator's votes at one height (about 4,000 rounds of votes): a validator past
-    /// it is not heard at this height; the others are untouched.
-    public static let journalVoteBytesPerValidator = 4 * 1024 * 1024
-    /// Journal bytes always left for this replica's own entries (its blocks, votes, timeouts and validations).
-    public static let journalOwnBytesReserve = 64 * 1024 * 1024
+    /// Journal budgets per validator and height. A validator past its budget is not heard at that height; the
+    /// others are untouched.
+    public struct JournalBudgets: Sendable, Hashable {
+        /// One proposer's proposals (only its scheduled rounds, at most ``PeerGate/messagesPerSlot`` a round, within
+        /// genesis's block limits).
+        public var proposalBytesPerValidator: Int
+        /// One validator's votes (about 4,000 rounds of votes by default).
+        public var voteBytesPerValidator: Int
+        /// Always left for this replica's own entries (its blocks, votes, timeouts and validations).
+        public var ownBytesReserve: Int
+
+        public init(proposalBytesPerValidator: Int, voteBytesPerValidator: Int, ownBytesReserve: Int) {
+            self.proposalBytesPerValidator = proposalBytesPerValidator
+            self.voteBytesPerValidator = voteBytesPerValidator
+            self.ownBytesReserve = ownBytesReserve
+        }
+
+        public static let standard = JournalBudgets(proposalBytesPerValidator: 64 * 1024 * 1024,
+                                                    voteBytesPerValidator: 4 * 1024 * 1024,
+                                                    ownBytesReserve: 64 * 1024 * 1024)
+
+        /// The journal's hard size: every budget, so that peers can never crowd out the replica's own entries.
+        public func journalByteLimit(validators: Int) -> Int {
+            validators * (proposalBytesPerValidator + voteBytesPerValidator) + ownBytesReserve
+        }
+    }
     /// Pending transactions re-sent per tick while a height stalls (a peer that missed them may be idle).
     public static let regossipTransactionsLimit = 256
     /// How long a sync request may go unanswered before another peer is asked.
@@ -79,15 +100,10 @@ public struct Replica {
     /// Internal answers (built, validated, signed) chained from one input: a bound, never reached by a correct core.
     static let chainedActionsLimit = 4_096
 
-    /// The journal's hard size: every budget above, so that peers can never crowd out the replica's own entries.
-    public static func journalByteLimit(validators: Int) -> Int {
-        journalPeerBytesLimit + validators * journalVoteBytesPerValidator + journalOwnBytesReserve
-    }
-
     public init(consortium: Consortium, validator: ValidatorID, timeouts: TimeoutConfig, journal: any ReplicaJournal,
                 signer: any ReplicaSigner, ledger: any ReplicaLedger, clock: any ReplicaClock,
                 verifier: any SignatureVerifier = DirectSignatureVerifier(),
-                maxFrameBytes: Int = WireLimits.defaultMaxFrameBytes) {
+                maxFrameBytes: Int = WireLimits.defaultMaxFrameBytes, budgets: JournalBudgets = .standard) {
         self.consortium = consortium
         self.validator = validator
         self.journal = journal
@@ -95,6 +111,7 @@ public struct Replica {
         self.ledger = ledger
         self.clock = clock
         self.maxFrameBytes = maxFrameBytes
+        self.budgets = budgets
         core = ConsensusCore(configuration: ConsensusConfiguration(chainID: consortium.chainID, suite: consortium.suite,
                                                                    localValidator: validator, timeouts: timeouts),
                              verifier: verifier)
@@ -234,7 +251,8 @@ public struct Replica {
         case .regossip(let height, let round):
             regossip(height: height, round: round)
         case .startWake:
-            startWakeScheduled = false
+            // Forgotten on any wake (a later one may still be pending; another wake is harmless, a missed one is not).
+            startWakeAtMs = nil
             maybeStartNextHeight()
         case .stallCheck(let height):
             guard core.phase == .running, core.height == height, ledger.height + 1 == height else { return }
@@ -378,8 +396,11 @@ public struct Replica {
     private mutating func run(_ initial: [ConsensusAction]) {
         var queue = initial[...]
         var done = 0
-        while let action = queue.popFirst(), halted == nil, done < Self.chainedActionsLimit {
+        while let action = queue.popFirst(), halted == nil {
             done += 1
+            guard done <= Self.chainedActionsLimit else {
+                return halt("the consensus core asked for more than \(Self.chainedActionsLimit) actions after one input")
+            }
             switch action {
             case .buildBlock(let height, let round):
                 if let block = buildBlock(height: height, round: round) {
@@ -411,8 +432,16 @@ public struct Replica {
             return halt("consensus journal fsync failed before signing: \(error)")
         }
         let signature: [UInt8]
-        do { signature = try signer.sign(request) } catch {
-            return note(.signRefused(request, reason: "\(error)"))
+        do { signature = try signer.sign(request) } catch let refusal as SignerRefusal {
+            note(.signRefused(request, reason: refusal.description))
+            // With others, their votes move the round on; a validator that is a quorum alone cannot, and would wait
+            // silently for ever.
+            if consortium.validators.isQuorum(consortium.validators.member(validator)?.power ?? 0) {
+                halt("the double-sign guard refused to sign at height \(request.height) round \(request.round) \(request.step) (\(refusal)), and this validator alone is a quorum: restore consensus.journal from before the crash, or move signer-state.json aside only if no other copy of this validator ever signed")
+            }
+            return
+        } catch {
+            return halt("signing failed: the double-sign guard could not record its position: \(error)")
         }
         let message: SignedMessage = switch request {
         case .proposal(let proposal): .proposal(SignedProposal(proposal: proposal, signature: signature))
@@ -426,9 +455,8 @@ public struct Replica {
 
     private mutating func buildBlock(height: UInt64, round: UInt32) -> Block? {
         guard height == ledger.height + 1 else { return nil }
-        let block = ledger.buildBlock(height: height, timeMs: max(clock.nowMs, ledger.lastBlockTimeMs), proposer: validator)
-        if block == nil { note(.buildFailed(height: height)) }
-        return block
+        // The ledger logs why a block could not be built; the core then proposes nothing this round.
+        return ledger.buildBlock(height: height, timeMs: max(clock.nowMs, ledger.lastBlockTimeMs), proposer: validator)
     }
 
     /// Everything a validator checks before prevoting for a proposed block: the ledger's checks, and a block time
@@ -442,7 +470,7 @@ public struct Replica {
             try ledger.validate(block, hash: hash)
             return true
         } catch {
-            note(.refused(culprit: block.header.proposer, reason: "proposed block at height \(block.header.height) refused: \(error)"))
+            note(.proposalRefused(proposer: block.header.proposer, height: block.header.height, reason: "\(error)"))
             return false
         }
     }
@@ -461,7 +489,7 @@ public struct Replica {
         let height = ledger.height
         gate.pruneCommitted(through: height)
         awaiting = awaiting.filter { $0.height > height }
-        journalProposalBytes = 0
+        journalProposalBytes = [:]
         journalVoteBytes = [:]
         journalFullNoted = false
         do { try journal.reset() } catch { return halt("resetting the consensus journal failed: \(error)") }
@@ -474,7 +502,9 @@ public struct Replica {
             // its stale timers and votes stop and what it buffered for the next height is used.
             startHeight(height + 1)
         } else {
-            maybeStartNextHeight()
+            // The next height starts from a timer, never from within this commit: a validator that decides alone
+            // would otherwise commit a whole backlog in one ever deeper call.
+            scheduleStartWake(afterMs: consortium.genesis.parameters.blockIntervalMs)
         }
     }
 
@@ -498,9 +528,12 @@ public struct Replica {
         startHeight(next)
     }
 
+    /// Asks for a `startWake` in `ms`, unless one is already due no later (timers are never cancelled; a wake that
+    /// finds nothing to do does nothing).
     private mutating func scheduleStartWake(afterMs ms: UInt64) {
-        guard !startWakeScheduled else { return }
-        startWakeScheduled = true
+        let at = clock.nowMs &+ ms
+        if let pending = startWakeAtMs, pending <= at { return }
+        startWakeAtMs = at
         effects.append(.schedule(.startWake, afterMs: ms))
     }
 
@@ -661,14 +694,15 @@ public struct Replica {
     /// Whether journalling `bytes` more for `message` stays within its budget at this height.
     func withinBudget(_ message: ConsensusMessage, bytes: Int) -> Bool {
         switch message {
-        case .proposal: journalProposalBytes + bytes <= Self.journalPeerBytesLimit
-        case .vote(let signed): journalVoteBytes[signed.vote.validator, default: 0] + bytes <= Self.journalVoteBytesPerValidator
+        case .proposal(let signed, _):
+            journalProposalBytes[signed.proposal.proposer, default: 0] + bytes <= budgets.proposalBytesPerValidator
+        case .vote(let signed): journalVoteBytes[signed.vote.validator, default: 0] + bytes <= budgets.voteBytesPerValidator
         }
     }
 
     mutating func spend(_ message: ConsensusMessage, bytes: Int) {
         switch message {
-        case .proposal: journalProposalBytes += bytes
+        case .proposal(let signed, _): journalProposalBytes[signed.proposal.proposer, default: 0] += bytes
         case .vote(let signed): journalVoteBytes[signed.vote.validator, default: 0] += bytes
         }
     }

@@ -18,7 +18,15 @@ public protocol ReplicaJournal: AnyObject {
 /// The double-sign guard with the validator's key (the node's `SignerState`): records the (height, round, step)
 /// durably before the signature exists, and refuses to sign a different message at or before it.
 public protocol ReplicaSigner: AnyObject {
+    /// Throws ``SignerRefusal`` when the guard refuses (it signed something else at or after that position); any
+    /// other error means the position could not be recorded, and the replica halts.
     func sign(_ request: SignRequest) throws -> [UInt8]
+}
+
+/// The double-sign guard refused a request: this validator already signed a different message at or after it.
+public struct SignerRefusal: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// The replica's clock: wall time in production, simulated time (with per-node skew) in the simulator.
@@ -87,6 +95,8 @@ public enum ReplicaNote: Sendable {
     case replayed(height: UInt64, entries: Int, round: UInt32, lockedRound: UInt32?)
     /// Something a validator signed or a peer sent was refused (`culprit` signed or sent it).
     case refused(culprit: ValidatorID, reason: String)
+    /// A proposed block failed validation: this replica prevotes nil for it.
+    case proposalRefused(proposer: ValidatorID, height: UInt64, reason: String)
     /// A message for a height already decided here (a replay, or a slow peer); ignored.
     case stale(signer: ValidatorID, height: UInt64)
     /// The journal budget of `signer` at `height` is spent: further such messages are dropped at this height.
@@ -102,7 +112,6 @@ public enum ReplicaNote: Sendable {
     case syncUnanswered(peer: ValidatorID)
     /// This node's own storage failed while applying a synced block (nobody is blamed).
     case syncFailedHere(height: UInt64, error: String)
-    case buildFailed(height: UInt64)
     case stalled(ConsensusStatusReport)
     /// Consensus stopped on this node: it signs nothing more until restarted.
     case halted(reason: String)

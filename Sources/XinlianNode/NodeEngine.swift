@@ -38,7 +38,7 @@ public struct NodeStatus: Sendable, Codable, Equatable {
     public var stateRoot: String
     public var mempoolSize: Int
     public var syncing: Bool
-    /// Present on a node of a multi-validator consortium.
+    /// Where consensus stands (present once the replica runs; a one-validator consortium has no peers).
     public var consensus: ConsensusStatusReport?
 }
 
@@ -162,7 +162,7 @@ public actor NodeEngine {
                    lastBlockHash: store.lastBlockHash.hex, lastBlockTimeMs: ledger.lastBlockTimeMs,
                    stateRoot: store.stateRoot.hex, mempoolSize: ledger.mempool.count,
                    syncing: replica?.isSyncing ?? false,
-                   consensus: consortium.validators.members.count > 1 ? replica?.statusReport() : nil)
+                   consensus: replica?.statusReport())
     }
 
     public var height: UInt64 { store.height }

@@ -96,7 +96,13 @@ final class NodeLedger: ReplicaLedger {
     func validate(_ block: Block, hash: Hash32) throws(VerificationError) {
         try BlockVerifier.checkBlock(block, height: store.height + 1, previousHash: store.lastBlockHash,
                                      previousTimeMs: lastBlockTimeMs, consortium: consortium)
-        remember(try checkContents(block), for: hash)
+        do { remember(try checkContents(block), for: hash) } catch let error as VerificationError {
+            throw error
+        } catch {
+            // This node cannot tell whether the block is valid: it prevotes nil (the log says why).
+            logger.error("validating a proposed block failed here", metadata: ["error": "\(error)"])
+            throw VerificationError(code: "storage_unavailable", message: "this node could not read its ledger: \(error)")
+        }
     }
 
     func commit(_ record: CommittedBlock) throws {
@@ -231,25 +237,23 @@ final class NodeLedger: ReplicaLedger {
     // MARK: Blocks
 
     /// A block's transactions, whoever proposed or certified it (``LedgerRules/checkTransactions``), and its
-    /// state root. Returns the prepared state.
-    private func checkContents(_ block: Block) throws(VerificationError) -> PreparedState {
+    /// state root. Returns the prepared state. A `VerificationError` blames the block; any other error is this
+    /// node's storage (block sync then blames nobody).
+    private func checkContents(_ block: Block) throws -> PreparedState {
+        let ids = block.transactions.map { $0.id(suite) }
+        var committed: Set<Hash32> = []
+        for id in ids where try store.contains(id) { committed.insert(id) }
         // A transaction identical to one in the mempool (body *and* signature: the id leaves the signature out)
         // was fully checked when it was admitted, so its signature is not verified a second time.
         try LedgerRules.checkTransactions(block.transactions, consortium: consortium,
                                           alreadyChecked: { id, transaction in mempool.transaction(id) == transaction },
-                                          isCommitted: isCommitted, committed: committedTransaction)
-        let state: PreparedState
-        do { state = try store.prepareState(block.transactions) } catch {
-            throw VerificationError(code: "state_unavailable", message: "the state tree could not be read: \(error)")
-        }
+                                          isCommitted: { committed.contains($0) }, committed: committedTransaction)
+        let state = try store.prepareState(block.transactions)
         guard state.stateRoot == block.header.stateRoot else {
             throw VerificationError(code: "bad_state_root", message: "state root does not match the transactions")
         }
         return state
     }
-
-    /// Whether `id` is committed; an index that cannot answer counts as committed (the block is refused, not forked).
-    private func isCommitted(_ id: Hash32) -> Bool { (try? store.contains(id)) != false }
 
     private func creditFailures(_ transactions: [Transaction]) -> [Int: VerificationError] {
         LedgerRules.creditFailures(transactions, consortium: consortium, committed: committedTransaction)
@@ -266,7 +270,9 @@ final class NodeLedger: ReplicaLedger {
     /// Appends a verified block durably to the log and index, then drops its transactions from the mempool.
     private func append(_ record: CommittedBlock, prepared state: PreparedState) throws {
         let ids = record.block.transactions.map { $0.id(suite) }
-        try LedgerRules.checkUnique(ids, isCommitted: isCommitted)
+        var committed: Set<Hash32> = []
+        for id in ids where try store.contains(id) { committed.insert(id) }
+        try LedgerRules.checkUnique(ids, isCommitted: { committed.contains($0) })
         try store.append(record, prepared: state)
         prepared = []
         tip.withLock { $0 = PeerStatus(height: store.height, lastBlockHash: store.lastBlockHash) }

@@ -28,14 +28,15 @@ public struct NoPeers: PeerLink {
 extension NodeEngine {
     /// Starts the replica over `link` (``NoPeers`` for a one-validator consortium): replays the journal of an
     /// interrupted height, then runs. Blocks are decided from then on, as transactions arrive.
-    public func startConsensus(link: any PeerLink, timeouts: TimeoutConfig) throws {
+    public func startConsensus(link: any PeerLink, timeouts: TimeoutConfig,
+                               maxFrameBytes: Int = WireLimits.defaultMaxFrameBytes) throws {
         guard replica == nil else { return }
         let path = dataDirectory + "/consensus.journal"
         let (journal, records) = try ConsensusJournal.open(
-            path: path, byteLimit: Replica.journalByteLimit(validators: consortium.validators.members.count),
+            path: path, byteLimit: Replica.JournalBudgets.standard.journalByteLimit(validators: consortium.validators.members.count),
             recordLimit: JournalEntry.limit)
         var replica = Replica(consortium: consortium, validator: validatorID, timeouts: timeouts, journal: journal,
-                              signer: signer, ledger: ledger, clock: WallClock(now: now))
+                              signer: signer, ledger: ledger, clock: WallClock(now: now), maxFrameBytes: maxFrameBytes)
         do { try replica.start(journalRecords: records) } catch {
             journal.close()
             throw StorageError.corrupt(file: path, offset: UInt64(error.record), reason: error.description)
@@ -127,7 +128,11 @@ extension NodeEngine {
                 "lockedRound": "\(lockedRound.map(String.init) ?? "none")",
             ])
         case .refused(let culprit, let reason):
-            logger.warning("refused", metadata: ["culprit": "\(culprit)", "reason": "\(reason)"])
+            logger.warning("refused a peer's message", metadata: ["culprit": "\(culprit)", "reason": "\(reason)"])
+        case .proposalRefused(let proposer, let height, let reason):
+            logger.warning("proposed block refused", metadata: [
+                "height": "\(height)", "proposer": "\(proposer)", "reason": "\(reason)",
+            ])
         case .stale, .signed:
             break
         case .journalBudgetSpent(let height, let signer):
@@ -156,8 +161,6 @@ extension NodeEngine {
             logger.warning("block sync request unanswered; asking again", metadata: ["peer": "\(peer)"])
         case .syncFailedHere(let height, let error):
             logger.error("block sync: applying block \(height) failed here", metadata: ["error": "\(error)"])
-        case .buildFailed(let height):
-            logger.error("building a block failed", metadata: ["height": "\(height)"])
         case .stalled(let report):
             logger.warning("no progress: this height is undecided; a commit needs precommits from more than two thirds of the voting power", metadata: [
                 "height": "\(report.height)", "round": "\(report.round)", "connectedPower": "\(report.connectedPower)",
@@ -185,6 +188,10 @@ extension SignerState: ReplicaSigner {
         case .prevote: .prevote
         case .precommit: .precommit
         }
-        return try sign(request.signingBytes, height: request.height, round: request.round, step: step)
+        do {
+            return try sign(request.signingBytes, height: request.height, round: request.round, step: step)
+        } catch let refusal as DoubleSignError {
+            throw SignerRefusal(refusal.description)
+        }
     }
 }

@@ -65,7 +65,8 @@ public enum NodeRunner {
                 consortium: node.consortium, local: node.config.validator, listen: node.config.p2pListen, identity: identity,
                 config: node.config.network, group: MultiThreadedEventLoopGroup.singleton, logger: logger,
                 localStatus: { [engine] in engine.tip.withLock { $0 } })
-            try await engine.startConsensus(link: network, timeouts: node.config.consensusTimeouts.config)
+            try await engine.startConsensus(link: network, timeouts: node.config.consensusTimeouts.config,
+                                            maxFrameBytes: node.config.network.maxFrameBytes)
             services.append(.init(service: PeerService(network: network, pump: PeerEventPump(engine: engine, link: network))))
             if let adminListen = node.config.adminListen {
                 let address = try HostPort(adminListen)

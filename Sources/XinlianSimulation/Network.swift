@@ -33,7 +33,7 @@ extension World {
     mutating func chaos() {
         guard !healed else { return }
         let faults = configuration.faults
-        switch random.below(4) {
+        switch random.below(5) {
         case 0 where faults.partitions && partition == nil:
             let sides = nodes.indices.map { _ in Int(random.below(2)) }
             partition = sides
@@ -47,6 +47,14 @@ extension World {
             let victim = running[Int(random.below(UInt64(running.count)))]
             record("n\(victim) next journal write fails")
             nodes[victim].journal.failNextAppend = true
+        case 3 where faults.crashes:
+            // A crash inside the signer: the guard recorded its position, the journal does not know the signature.
+            let running = honest.filter { nodes[$0].isUp }
+            let down = honest.count - running.count
+            guard down < max(1, (nodes.count - 1) / 3), !running.isEmpty else { break }
+            let victim = running[Int(random.below(UInt64(running.count)))]
+            record("n\(victim) will crash inside its next signature")
+            nodes[victim].signer.crashInsideNextSign = true
         default:
             break
         }
@@ -70,6 +78,7 @@ extension World {
         let kept = Int(random.below(UInt64(journal.unsyncedCount) + 1))
         record("n\(index) crash (chain \(nodes[index].ledger.height), journal \(journal.records.count) with \(journal.unsyncedCount) unsynced, \(kept) kept; signed \(nodes[index].signer.position))")
         journal.crash(keptUnsynced: kept)
+        nodes[index].signer.crashInsideNextSign = false
         nodes[index].ledger.crash()
         nodes[index].replica = nil
         nodes[index].incarnation += 1
@@ -140,6 +149,8 @@ extension World {
             noteEvidence(equivocation, reporter: index)
         case .refused(let culprit, let reason):
             refuse(at: index, from: culprit, reason)
+        case .proposalRefused(let proposer, let height, let reason):
+            refuse(at: index, from: proposer, "proposed block at height \(height): \(reason)")
         case .stale(let signer, let height):
             refuse(at: index, from: signer, "height \(height) is decided")
         case .replayed(let height, let entries, let round, _):
@@ -147,7 +158,7 @@ extension World {
         case .halted(let reason):
             record("n\(index) halts: \(reason)")
         case .journalBudgetSpent, .journalWriteFailed, .synced, .syncRequested, .syncUnanswered, .syncFailedHere,
-             .buildFailed, .stalled:
+             .stalled:
             break
         }
     }

@@ -14,8 +14,6 @@ final class SimJournal: ReplicaJournal {
     private(set) var syncedCount = 0
     /// The next append fails.
     var failNextAppend = false
-    /// Set when an injected failure was hit (so a halt it causes is expected, not a violation).
-    private(set) var failedByInjection = false
 
     struct InjectedFailure: Error, CustomStringConvertible {
         var description: String { "injected journal write failure" }
@@ -24,7 +22,6 @@ final class SimJournal: ReplicaJournal {
     func append(_ record: [UInt8], sync: Bool) throws {
         if failNextAppend {
             failNextAppend = false
-            failedByInjection = true
             throw InjectedFailure()
         }
         records.append(record)
@@ -43,7 +40,6 @@ final class SimJournal: ReplicaJournal {
         records = Array(records.prefix(syncedCount + max(0, min(keptUnsynced, records.count - syncedCount))))
         syncedCount = records.count
         failNextAppend = false
-        failedByInjection = false
     }
 
     var unsyncedCount: Int { records.count - syncedCount }
@@ -55,8 +51,14 @@ final class SimSigner: ReplicaSigner {
     let key: SigningKey
     private(set) var last: (height: UInt64, round: UInt32, step: ConsensusStep, bytes: [UInt8], signature: [UInt8])?
 
-    struct Refused: Error, CustomStringConvertible {
-        var description: String
+    /// The process dies inside the next signature, after the guard recorded its position and before the signature
+    /// is returned: the window where the guard is ahead of the journal.
+    var crashInsideNextSign = false
+    /// Set when that crash happened (the world then crashes the node, discarding what the step would have done).
+    private(set) var crashedInside = false
+
+    struct CrashedInside: Error, CustomStringConvertible {
+        var description: String { "the process died inside the signer" }
     }
 
     init(key: SigningKey) {
@@ -69,13 +71,18 @@ final class SimSigner: ReplicaSigner {
             let position = (last.height, last.round, last.step.rawValue)
             let requested = (request.height, request.round, request.step.rawValue)
             if requested == position {
-                guard last.bytes == bytes else { throw Refused(description: "a second message at \(position)") }
+                guard last.bytes == bytes else { throw SignerRefusal("a second message at \(position)") }
                 return last.signature
             }
-            guard requested > position else { throw Refused(description: "\(requested) is before \(position)") }
+            guard requested > position else { throw SignerRefusal("\(requested) is before \(position)") }
         }
         let signature = try key.sign(bytes)
         last = (request.height, request.round, request.step, bytes, signature)
+        if crashInsideNextSign {
+            crashInsideNextSign = false
+            crashedInside = true
+            throw CrashedInside()
+        }
         return signature
     }
 
@@ -83,6 +90,9 @@ final class SimSigner: ReplicaSigner {
     func rawSign(_ bytes: [UInt8]) -> [UInt8] {
         (try? key.sign(bytes)) ?? []
     }
+
+    /// After the simulated crash: the guard's record is durable, the flag is not.
+    func restarted() { crashedInside = false }
 
     var position: String {
         guard let last else { return "nothing" }

@@ -23,7 +23,7 @@ struct SimulatedConsortium {
     var suite: CryptoSuite { consortium.suite }
     var validators: ValidatorSet { consortium.validators }
 
-    init(powers: [UInt64]) throws {
+    init(powers: [UInt64], blockIntervalMs: UInt64? = nil) throws {
         let suite = CryptoSuite.ed25519SHA256
         func key(_ n: Int) throws -> SigningKey {
             try suite.signingKey(privateKey: [UInt8](repeating: 0, count: 30) + [UInt8(n >> 8), UInt8(n & 0xFF)])
@@ -41,6 +41,7 @@ struct SimulatedConsortium {
         }
         var parameters = ConsensusParameters.defaults
         parameters.maxBlockTransactions = Self.maxBlockTransactions
+        if let blockIntervalMs { parameters.blockIntervalMs = blockIntervalMs }
         let genesis = Genesis(chainId: Self.chainID, cryptoSuite: .ed25519SHA256, genesisTimeMs: Self.genesisTimeMs,
                               parameters: parameters,
                               institutions: [

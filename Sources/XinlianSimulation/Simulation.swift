@@ -233,6 +233,13 @@ struct World {
         body(&replica)
         let effects = replica.takeEffects()
         nodes[index].replica = replica
+        if nodes[index].signer.crashedInside {
+            // The process died inside this step: nothing it would have done afterwards happens.
+            crash(index)
+            nodes[index].signer.restarted()
+            queue.push(.restart(node: index), at: nowMs + random.inRange(Self.downtimeMs))
+            return
+        }
         perform(effects, node: index)
         checkHalt(index)
     }
@@ -241,7 +248,7 @@ struct World {
     /// after freeing disk space; any other halt of an honest node is a violation.
     mutating func checkHalt(_ index: Int) {
         guard let reason = nodes[index].replica?.halted else { return }
-        guard nodes[index].journal.failedByInjection || !nodes[index].isHonest else {
+        guard reason.contains(SimJournal.InjectedFailure().description) || !nodes[index].isHonest else {
             return fail("halt", "n\(index) halted: \(reason)")
         }
         record("n\(index) halted (\(reason)); restarting")

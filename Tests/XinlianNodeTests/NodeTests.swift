@@ -231,8 +231,9 @@ struct NodeAPITests {
 @Suite("Node crash windows")
 struct NodeCrashTests {
     /// The double-sign guard recorded a precommit at the next height (its journal was lost): the replica signs
-    /// nothing that conflicts with it, neither a proposal nor a vote of that round.
-    @Test func guardAheadOfTheJournalSignsNothingConflicting() async throws {
+    /// nothing that conflicts with it, and a validator that decides alone halts and says why, instead of waiting
+    /// silently for a round that cannot end.
+    @Test func guardAheadOfTheJournalSignsNothingConflictingAndSaysSo() async throws {
         let node = try TestNode(suite: .ed25519SHA256)
         defer { node.remove() }
         try FileManager.default.createDirectory(atPath: node.directory + "/data", withIntermediateDirectories: true)
@@ -245,7 +246,44 @@ struct NodeCrashTests {
         #expect(await engine.height == 0, "round 0 was refused by the guard")
         let after = try SignerState(path: node.directory + "/data/signer-state.json", key: node.validatorKey)
         #expect(after.last == signer.last, "nothing was signed past the guard")
+        let halted = try #require(await engine.status().consensus?.halted)
+        #expect(halted.contains("double-sign guard refused"), "\(halted)")
         await engine.shutdown()
+    }
+
+    /// This node's own storage failing while it checks a certified block is not the block's fault: the error is
+    /// not a `VerificationError`, so block sync does not drop the peer that served it.
+    @Test func aLocalStorageFailureIsNotBlamedOnTheBlock() async throws {
+        let node = try TestNode(suite: .ed25519SHA256)
+        defer { node.remove() }
+        let engine = try node.engine()
+        _ = try await engine.admit([try node.transaction(1)])
+        let first = try #require(try await engine.settle())
+        await engine.shutdown()
+        let store = try LedgerStore(dataDirectory: node.directory + "/data", consortium: node.consortium)
+        let ledger = NodeLedger(consortium: node.consortium, store: store, mempool: Mempool(), metrics: NodeMetrics(),
+                                logger: Logger(label: "test"), now: NodeEngine.wallClockMs)
+        let transaction = try node.transaction(2)
+        let suite = node.consortium.suite
+        let prepared = try store.prepareState([transaction])
+        let header = BlockHeader(chainID: node.consortium.chainID, height: 2, timeMs: first.timeMs + 1,
+                                 previousHash: first.hash(suite), transactionsRoot: Block.transactionsRoot([transaction], suite: suite),
+                                 stateRoot: prepared.stateRoot, validatorSetHash: node.consortium.validators.hash,
+                                 proposer: "node0", transactionCount: 1)
+        let vote = Vote(chainID: node.consortium.chainID, kind: .precommit, height: 2, round: 0, blockHash: header.hash(suite),
+                        validator: "node0")
+        let record = CommittedBlock(block: Block(header: header, transactions: [transaction]), certificate: CommitCertificate(
+            height: 2, round: 0, blockHash: header.hash(suite),
+            signatures: [CommitSignature(validator: "node0", signature: try node.validatorKey.sign(vote.signingBytes))]))
+        store.close()
+        do {
+            try ledger.commit(record)
+            Issue.record("a closed store committed a block")
+        } catch is VerificationError {
+            Issue.record("a local storage failure was reported as the block's fault")
+        } catch {
+            // The store's own error: nobody is blamed.
+        }
     }
 
     @Test func commitRefusesReplayedAndUnsignedTransactions() async throws {
