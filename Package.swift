@@ -124,7 +124,7 @@ let package = Package(
         ], swiftSettings: strict),
         // Real processes; the hostile peer of `HostileProcessTests` speaks the real protocol with a real validator key.
         .testTarget(name: "XinlianIntegrationTests", dependencies: [
-            "XinlianCore", "XinlianCrypto", "XinlianConsensus", "XinlianNetwork",
+            "XinlianCore", "XinlianCrypto", "XinlianConsensus", "XinlianNetwork", "XinlianNode",
             .product(name: "NIOPosix", package: "swift-nio"),
         ], swiftSettings: strict),
     ]

@@ -40,15 +40,39 @@ public struct API: Sendable {
         router.add(middleware: JSONErrorMiddleware())
         router.get("/v1/status") { _, _ in try API.json(await engine.status()) }
         router.post("/v1/transactions") { request, _ in try await submit(request) }
-        router.get("/v1/transactions/:id") { _, context in try await transactionStatus(context.parameters.require("id")) }
-        router.get("/v1/blocks/:height") { _, context in try await block(context.parameters.require("height")) }
-        router.get("/v1/headers/:height") { _, context in try await header(context.parameters.require("height")) }
+        router.get("/v1/transactions/:id") { request, context in
+            try await transactionStatus(context.parameters.require("id"), reader: try reader(of: request))
+        }
+        router.get("/v1/blocks/:height") { request, context in
+            try await block(context.parameters.require("height"), reader: try reader(of: request))
+        }
+        router.get("/v1/headers/:height") { request, context in
+            _ = try reader(of: request)
+            return try await header(context.parameters.require("height"))
+        }
         ReportRoutes(engine: engine, now: now).add(to: router)
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: .init(byteBuffer: ByteBuffer(bytes: engine.metrics.render())))
         }
         return router
+    }
+
+    // MARK: Who reads
+
+    /// The institution that signed a read, and what it may read. Anonymous callers get `401 signature_required`.
+    func reader(of request: Request) throws -> (institution: InstitutionID, scope: RequestAuthenticator.Scope) {
+        let authenticator = RequestAuthenticator(consortium: engine.consortium, now: now)
+        let institution = try authenticator.institution(of: request)
+        let scope = authenticator.scope(of: institution)
+        if case .wholeLedger(let reason) = scope {
+            // An auditor's, a regulator's or a validator operator's read of ledger contents is an access to
+            // account for.
+            engine.logger.info("ledger read", metadata: [
+                "institution": "\(institution)", "access": "\(reason)", "target": "\(request.head.path ?? "")",
+            ])
+        }
+        return (institution, scope)
     }
 
     // MARK: Handlers
@@ -146,13 +170,23 @@ public struct API: Sendable {
         return .success(transaction)
     }
 
-    func transactionStatus(_ text: String) async throws -> Response {
+    /// A transaction's state. Its contents (and the inclusion proof, which carries them) go only to its reporter and
+    /// to whole-ledger readers; anyone else signed learns nothing of a pending or committed transaction
+    /// (`403 not_permitted`): a member reads other banks' statements only through a consented report.
+    func transactionStatus(_ text: String, reader: (institution: InstitutionID, scope: RequestAuthenticator.Scope))
+        async throws -> Response {
         guard let id = Hash32(hex: text) else {
             throw APIError(.badRequest, "invalid_id", "transaction id must be 64 hex characters")
         }
         let suite = engine.consortium.suite
+        func permit(_ reporter: InstitutionID) throws {
+            guard reader.scope == .member, reporter != reader.institution else { return }
+            throw APIError(.forbidden, "not_permitted",
+                           "\(reader.institution) may read only its own transactions; others' statements are read through a consented report")
+        }
         switch await engine.stateOf(id) {
         case .pending:
+            if let transaction = await engine.pendingTransaction(id) { try permit(transaction.body.reporter) }
             return try API.json(TransactionStatusResponse(id: id.hex, status: "pending"))
         case .rejected(let error):
             return try API.json(TransactionStatusResponse(id: id.hex, status: "rejected",
@@ -160,9 +194,10 @@ public struct API: Sendable {
         case .unknown:
             throw APIError(.notFound, "not_found", "no transaction \(id.hex) is pending, committed or recently rejected")
         case .committed(let location):
-            let proof = try await engine.inclusion(of: id)
             let record = try await engine.record(at: location.height)
             let transaction = record.block.transactions[location.index]
+            try permit(transaction.body.reporter)
+            let proof = try await engine.inclusion(of: id)
             return try API.json(TransactionStatusResponse(
                 id: id.hex, status: "committed", height: location.height, index: location.index,
                 transaction: TransactionView(transaction, suite: suite), proof: proof))
@@ -184,7 +219,12 @@ public struct API: Sendable {
         return try await engine.record(at: height)
     }
 
-    func block(_ text: String) async throws -> Response {
+    /// A whole block: for auditors, regulators and validator operators only.
+    func block(_ text: String, reader: (institution: InstitutionID, scope: RequestAuthenticator.Scope)) async throws -> Response {
+        guard reader.scope != .member else {
+            throw APIError(.forbidden, "role_not_permitted",
+                           "whole blocks are for auditors, regulators and institutions that run a validator; \(reader.institution) is none of these")
+        }
         let record = try await committedRecord(text)
         let suite = engine.consortium.suite
         return try API.json(BlockResponse(

@@ -145,6 +145,9 @@ public actor NodeEngine {
 
     var mempool: Mempool { ledger.mempool }
 
+    /// A pending transaction, if this node holds it.
+    public func pendingTransaction(_ id: Hash32) -> Transaction? { ledger.mempool.transaction(id) }
+
     func committedTransaction(_ id: Hash32) -> Transaction? { ledger.committedTransaction(id) }
 
     func cachedRecord(at height: UInt64) throws -> CommittedBlock { try ledger.cachedRecord(at: height) }

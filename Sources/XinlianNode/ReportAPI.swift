@@ -61,36 +61,12 @@ public struct ReportRoutes: Sendable {
                                                 next: page.count == limit ? page.last?.code : nil))
     }
 
-    /// Checks the `X-Xinlian-Request` header: well formed, a known institution, fresh, and signed over this request.
+    /// Checks the `X-Xinlian-Request` header (``RequestAuthenticator``).
     func checkSignedRequest(_ request: Request) throws -> InstitutionID {
-        guard let header = Self.header(request, SignedRequest.headerName) else {
-            throw APIError(.unauthorized, "signature_required", "sign the request in the X-Xinlian-Request header")
-        }
-        guard let signed = SignedRequest(headerValue: header) else {
-            throw APIError(.badRequest, "invalid_signed_request", "X-Xinlian-Request must be \"<institution> <timeMs> <signature hex>\"")
-        }
-        let consortium = engine.consortium
-        guard let key = consortium.institutionKeys[signed.institution] else {
-            throw APIError(.unauthorized, "unknown_reporter", "\(signed.institution) is not a member")
-        }
-        let bytes = SignedRequest.signingBytes(chainID: consortium.chainID, institution: signed.institution, timeMs: signed.timeMs,
-                                               method: request.method.rawValue, target: request.head.path ?? "")
-        guard key.isValidSignature(signed.signature, for: bytes) else {
-            throw APIError(.unauthorized, "bad_signature", "the request signature does not verify with \(signed.institution)'s key")
-        }
-        guard isFresh(signed.timeMs) else {
-            throw APIError(.badRequest, "request_not_fresh",
-                           "the signed request's time must be within \(NodeEngine.clockSkewLimitMs / 1000) s of the node's clock")
-        }
-        return signed.institution
+        try RequestAuthenticator(consortium: engine.consortium, now: now).institution(of: request)
     }
 
-    func isFresh(_ timeMs: UInt64) -> Bool {
-        let clock = now()
-        let skew = NodeEngine.clockSkewLimitMs
-        let (upper, overflow) = clock.addingReportingOverflow(skew)
-        return timeMs >= clock - min(clock, skew) && (overflow || timeMs <= upper)
-    }
+    func isFresh(_ timeMs: UInt64) -> Bool { RequestAuthenticator(consortium: engine.consortium, now: now).isFresh(timeMs) }
 
     func report(_ request: Request, uscc text: String) async throws -> Response {
         guard let subject = try? USCC(text) else {

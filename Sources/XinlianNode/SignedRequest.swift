@@ -1,3 +1,4 @@
+import Hummingbird
 import XinlianCore
 import XinlianCrypto
 
@@ -50,5 +51,61 @@ public struct SignedRequest: Sendable, Equatable {
         guard parts.count == 3, let institution = try? Name(String(parts[0])), let time = UInt64(parts[1]),
               parts[2].count <= 2 * Limits.signatureBytes, let signature = [UInt8](hex: String(parts[2])) else { return nil }
         self.init(institution: institution, timeMs: time, signature: signature)
+    }
+}
+
+/// Who is asking: checks a request's `X-Xinlian-Request` header (well formed, a genesis institution, fresh, and
+/// signed over this very method and target) and says what that institution may read.
+struct RequestAuthenticator: Sendable {
+    let consortium: Consortium
+    let now: @Sendable () -> UInt64
+
+    /// What an institution may read of the ledger.
+    enum Scope: Sendable, Equatable {
+        /// Whole blocks and every transaction: auditors (audit accesses), regulators (supervision accesses), and
+        /// institutions that run a validator (they hold every block anyway).
+        case wholeLedger(reason: String)
+        /// Its own transactions, headers, and reports as consent allows.
+        case member
+    }
+
+    func scope(of institution: InstitutionID) -> Scope {
+        let roles = consortium.institutionRoles[institution] ?? []
+        if roles.contains(.auditor) { return .wholeLedger(reason: "audit") }
+        if roles.contains(.regulator) { return .wholeLedger(reason: "supervision") }
+        if consortium.genesis.validators.contains(where: { $0.institution == institution }) {
+            return .wholeLedger(reason: "validator operator")
+        }
+        return .member
+    }
+
+    /// The institution that signed `request`, or an `APIError` (401 without or with a bad signature).
+    func institution(of request: Request) throws -> InstitutionID {
+        guard let header = ReportRoutes.header(request, SignedRequest.headerName) else {
+            throw APIError(.unauthorized, "signature_required", "sign the request in the X-Xinlian-Request header")
+        }
+        guard let signed = SignedRequest(headerValue: header) else {
+            throw APIError(.badRequest, "invalid_signed_request", "X-Xinlian-Request must be \"<institution> <timeMs> <signature hex>\"")
+        }
+        guard let key = consortium.institutionKeys[signed.institution] else {
+            throw APIError(.unauthorized, "unknown_reporter", "\(signed.institution) is not a member")
+        }
+        let bytes = SignedRequest.signingBytes(chainID: consortium.chainID, institution: signed.institution, timeMs: signed.timeMs,
+                                               method: request.method.rawValue, target: request.head.path ?? "")
+        guard key.isValidSignature(signed.signature, for: bytes) else {
+            throw APIError(.unauthorized, "bad_signature", "the request signature does not verify with \(signed.institution)'s key")
+        }
+        guard isFresh(signed.timeMs) else {
+            throw APIError(.badRequest, "request_not_fresh",
+                           "the signed request's time must be within \(NodeEngine.clockSkewLimitMs / 1000) s of the node's clock")
+        }
+        return signed.institution
+    }
+
+    func isFresh(_ timeMs: UInt64) -> Bool {
+        let clock = now()
+        let skew = NodeEngine.clockSkewLimitMs
+        let (upper, overflow) = clock.addingReportingOverflow(skew)
+        return timeMs >= clock - min(clock, skew) && (overflow || timeMs <= upper)
     }
 }

@@ -87,19 +87,22 @@ struct Audit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Fetch a committed transaction's inclusion proof from a node and write it as a file.",
             discussion: Help.paragraphs(
-                "The transaction id is the one `xinlian submit` prints (64 hex digits).",
-                Help.example("""
-                    xinlian audit prove <transaction id> --node http://127.0.0.1:8600 \\
-                      --output proof.json
-                    """)))
+                "The transaction id is the one `xinlian submit` prints (64 hex digits). The read is signed with --key: "
+                    + "the transaction's reporter, an auditor, a regulator or an institution that runs a validator may "
+                    + "read it.",
+                Help.example("xinlian audit prove <transaction id> --node http://127.0.0.1:8600 \\\n"
+                    + "  --key .cluster/institutions/auditor.key --output proof.json")))
 
         @Argument(help: "Transaction id (hex).") var id: String
         @Option(help: "Node API URL.") var node: String = "http://127.0.0.1:8600"
+        @Option(help: "Institution key file that signs the read.") var key: String
         @Option(help: "Output file (default: standard output).") var output: String?
 
         func run() async throws {
             try await reportingErrors {
-                let status = try await NodeClient(node).get("/v1/transactions/\(id)", as: TransactionStatusResponse.self)
+                let client = NodeClient(node)
+                let signer = try await RequestSigner.load(key, client: client)
+                let status = try await client.get("/v1/transactions/\(id)", as: TransactionStatusResponse.self, signedBy: signer)
                 guard let proof = status.proof else { throw CLIError("transaction \(id) is \(status.status), not committed") }
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

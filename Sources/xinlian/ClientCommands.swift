@@ -57,16 +57,18 @@ struct Submit: AsyncParsableCommand {
                 as: SubmitResponse.self)
             for item in response.results { print("\(item.id) \(item.status)") }
             if wait {
-                try await waitForCommit(response.results.map(\.id), client: client)
+                // Only the reporter (or an auditor or regulator) may read its transactions back.
+                let signer = RequestSigner(chainID: try Name(status.chainId), institution: keyFile.owner, key: signingKey)
+                try await waitForCommit(response.results.map(\.id), client: client, signer: signer)
             }
         }
     }
 
-    private func waitForCommit(_ ids: [String], client: NodeClient) async throws {
+    private func waitForCommit(_ ids: [String], client: NodeClient, signer: RequestSigner) async throws {
         let deadline = ContinuousClock.now + .seconds(timeout)
         for id in ids {
             while true {
-                let status = try await client.get("/v1/transactions/\(id)", as: TransactionStatusResponse.self)
+                let status = try await client.get("/v1/transactions/\(id)", as: TransactionStatusResponse.self, signedBy: signer)
                 if status.status == "committed" {
                     print("\(id) committed at height \(status.height ?? 0)")
                     break

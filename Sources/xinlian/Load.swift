@@ -38,7 +38,18 @@ struct Load: AsyncParsableCommand {
                 throw CLIError("the node runs chain \(status.chainId), the genesis file is for \(consortium.chainID)")
             }
             let transactions = try sample(consortium: consortium, keys: keys)
-            let report = try await LoadRun(nodes: nodes.map(NodeClient.init), batch: batch, timeout: timeout)
+            // Blocks are read (to time each commit) with a key that may read whole blocks.
+            let readers = keys.keys.sorted().filter { id in
+                let roles = consortium.institutionRoles[id] ?? []
+                return roles.contains(.auditor) || roles.contains(.regulator)
+                    || consortium.genesis.validators.contains { $0.institution == id }
+            }
+            guard let reader = readers.first, let readerKey = keys[reader] else {
+                throw CLIError("no key in \(institutions) may read whole blocks (an auditor, a regulator or a validator's operator)")
+            }
+            let report = try await LoadRun(nodes: nodes.map(NodeClient.init),
+                                           reader: RequestSigner(chainID: consortium.chainID, institution: reader, key: readerKey),
+                                           batch: batch, timeout: timeout)
                 .run(transactions, suite: consortium.suite, startHeight: status.height)
             print(report)
         }
@@ -86,6 +97,8 @@ struct Load: AsyncParsableCommand {
 /// transaction commit.
 struct LoadRun {
     let nodes: [NodeClient]
+    /// Signs the block reads.
+    let reader: RequestSigner
     let batch: Int
     let timeout: Int
 
@@ -159,7 +172,7 @@ struct LoadRun {
                 continue
             }
             for next in (height + 1)...status.height {
-                let block = try await nodes[0].get("/v1/blocks/\(next)", as: BlockResponse.self)
+                let block = try await nodes[0].get("/v1/blocks/\(next)", as: BlockResponse.self, signedBy: reader)
                 let seen = clock.now
                 for transaction in block.transactions where remaining.remove(transaction.id) != nil {
                     if let sent = submittedAt[transaction.id] {

@@ -6,6 +6,27 @@ import XinlianCore
 import XinlianCrypto
 import XinlianNode
 
+/// Signs reads as an institution (`X-Xinlian-Request`, `docs/openapi.yaml`).
+struct RequestSigner: Sendable {
+    let chainID: ChainID
+    let institution: InstitutionID
+    let key: SigningKey
+
+    /// The header for `GET target` now.
+    func header(_ target: String) throws -> (String, String) {
+        let signed = try SignedRequest.sign(chainID: chainID, institution: institution, timeMs: nowMs(), method: "GET",
+                                            target: target, key: key)
+        return (SignedRequest.headerName, signed.headerValue)
+    }
+
+    /// Signs as the owner of `keyFile`, for the chain the node at `client` runs.
+    static func load(_ keyFile: String, client: NodeClient) async throws -> RequestSigner {
+        let file = try KeyFile.load(path: keyFile)
+        let chainID = try Name(try await client.get("/v1/status", as: NodeStatus.self).chainId)
+        return RequestSigner(chainID: chainID, institution: file.owner, key: try file.signingKey())
+    }
+}
+
 /// A small client of a node's HTTP API.
 struct NodeClient: Sendable {
     static let responseLimitBytes = 64 * 1024 * 1024
@@ -20,6 +41,11 @@ struct NodeClient: Sendable {
     func get<T: Decodable>(_ path: String, as type: T.Type, timeout: TimeAmount = .seconds(10),
                            headers: [(String, String)] = []) async throws -> T {
         try await send(path, method: .GET, body: nil, as: type, timeout: timeout, headers: headers)
+    }
+
+    /// A read signed by `signer` (blocks, transactions, headers).
+    func get<T: Decodable>(_ path: String, as type: T.Type, signedBy signer: RequestSigner) async throws -> T {
+        try await send(path, method: .GET, body: nil, as: type, timeout: .seconds(10), headers: [try signer.header(path)])
     }
 
     func post<T: Decodable>(_ path: String, json body: some Encodable, as type: T.Type) async throws -> T {

@@ -8,6 +8,8 @@ import Glibc
 import Darwin
 #endif
 import Testing
+import XinlianCore
+import XinlianNode
 
 /// Runs the real `xinlian` binary as separate processes on loopback: the one built beside the test bundle by the
 /// same build (`swift build --build-tests`, as `scripts/test` runs it), never whatever `.build/debug/xinlian` holds.
@@ -125,6 +127,20 @@ func fetchJSON(_ url: String) async throws -> [String: Any] {
     return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
 }
 
+/// A read of `path` signed with the institution key in `keyFile` (`X-Xinlian-Request`).
+func fetchSignedJSON(_ base: String, _ path: String, keyFile: String) async throws -> [String: Any] {
+    let status = try await fetchJSON(base + "/v1/status")
+    let chainID = try Name(try #require(status["chainId"] as? String))
+    let file = try KeyFile.load(path: keyFile)
+    let signed = try SignedRequest.sign(chainID: chainID, institution: file.owner,
+                                        timeMs: UInt64(Date().timeIntervalSince1970 * 1000), method: "GET", target: path,
+                                        key: try file.signingKey())
+    var request = URLRequest(url: try #require(URL(string: base + path)))
+    request.setValue(signed.headerValue, forHTTPHeaderField: SignedRequest.headerName)
+    let (data, _) = try await URLSession.shared.data(for: request)
+    return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+}
+
 @Suite("Real node processes on loopback", .serialized)
 struct ProcessTests {
     /// Start a node, load it, SIGKILL it during load, restart: every block it reported committed is still
@@ -164,7 +180,8 @@ struct ProcessTests {
             reported = line.count > 2 ? Int(line[2]) ?? 0 : 0
             return reported >= heightBefore + 3
         })
-        let reportedHeader = try await fetchJSON(url + "/v1/headers/\(reported)")
+        let auditorKey = root + "/institutions/auditor.key"
+        let reportedHeader = try await fetchSignedJSON(url, "/v1/headers/\(reported)", keyFile: auditorKey)
         kill(node.processIdentifier, SIGKILL)
         node.waitUntilExit()
         background.waitUntilExit()
@@ -173,7 +190,7 @@ struct ProcessTests {
         #expect(try eventually(30) { try CLI.run(["status", "--node", url]).status == 0 })
         let after = try await fetchJSON(url + "/v1/status")
         #expect(try #require(after["height"] as? Int) >= reported)
-        let sameHeader = try await fetchJSON(url + "/v1/headers/\(reported)")
+        let sameHeader = try await fetchSignedJSON(url, "/v1/headers/\(reported)", keyFile: auditorKey)
         #expect((sameHeader["header"] as? [String: Any])?["hash"] as? String
                 == (reportedHeader["header"] as? [String: Any])?["hash"] as? String)
 
@@ -185,10 +202,10 @@ struct ProcessTests {
 
         // An inclusion proof fetched from the node checks offline against genesis; a doctored one does not.
         let genesis = root + "/genesis.json"
-        let block = try await fetchJSON(url + "/v1/blocks/2")
+        let block = try await fetchSignedJSON(url, "/v1/blocks/2", keyFile: auditorKey)
         let transactionID = try #require((block["transactions"] as? [[String: Any]])?.last?["id"] as? String)
         let proofFile = root + "/proof.json"
-        let prove = try CLI.run(["audit", "prove", transactionID, "--node", url, "--output", proofFile])
+        let prove = try CLI.run(["audit", "prove", transactionID, "--node", url, "--key", auditorKey, "--output", proofFile])
         #expect(prove.status == 0, "\(prove.stderr)")
         let check = try CLI.run(["audit", "check-proof", proofFile, "--genesis", genesis])
         #expect(check.status == 0, "\(check.stderr)")

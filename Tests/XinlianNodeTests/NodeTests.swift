@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Logging
@@ -58,6 +59,16 @@ struct TestNode {
     func remove() { try? FileManager.default.removeItem(atPath: directory) }
 }
 
+/// The `X-Xinlian-Request` header of a read of `target` signed by `institution`.
+func signedRead(_ target: String, as institution: InstitutionID, key: SigningKey?, chainID: ChainID,
+                timeMs: UInt64 = NodeEngine.wallClockMs()) throws -> HTTPFields {
+    let signed = try SignedRequest.sign(chainID: chainID, institution: institution, timeMs: timeMs, method: "GET",
+                                        target: target, key: try #require(key))
+    var fields = HTTPFields()
+    fields[HTTPField.Name(SignedRequest.headerName)!] = signed.headerValue
+    return fields
+}
+
 func submitBody(_ transactions: [Transaction]) throws -> ByteBuffer {
     ByteBuffer(bytes: try JSONEncoder().encode(SubmitRequest(transactions: transactions.map {
         Data($0.canonicalBytes).base64EncodedString()
@@ -78,6 +89,10 @@ struct NodeAPITests {
         let api = API(engine: engine)
         let app = Application(router: api.router())
         let transactions = try (0..<10).map { try node.transaction($0) }
+        // bank-a runs the validator: it may read whole blocks.
+        @Sendable func read(_ target: String) throws -> HTTPFields {
+            try signedRead(target, as: "bank-a", key: node.institutionKeys["bank-a"], chainID: node.consortium.chainID)
+        }
         try await app.test(.router) { client in
             let submitted = try await client.execute(uri: "/v1/transactions", method: .post, body: try submitBody(transactions))
             #expect(submitted.status == .accepted)
@@ -90,14 +105,16 @@ struct NodeAPITests {
 
             let id = results[3].id
             let status = try decode(TransactionStatusResponse.self,
-                                    try await client.execute(uri: "/v1/transactions/\(id)", method: .get).body)
+                                    try await client.execute(uri: "/v1/transactions/\(id)", method: .get,
+                                                             headers: try read("/v1/transactions/\(id)")).body)
             #expect(status.status == "committed")
             #expect(status.height == 1)
             let proof = try #require(status.proof)
             let verified = try proof.verify(consortium: node.consortium)
             #expect(verified.transactionID.hex == id)
 
-            let block = try decode(BlockResponse.self, try await client.execute(uri: "/v1/blocks/1", method: .get).body)
+            let block = try decode(BlockResponse.self, try await client.execute(uri: "/v1/blocks/1", method: .get,
+                                                                                headers: try read("/v1/blocks/1")).body)
             #expect(block.transactions.count == 10)
             #expect(block.header.hash == header.hash(node.consortium.suite).hex)
             let raw = try #require(Data(base64Encoded: block.encoded))
@@ -173,9 +190,15 @@ struct NodeAPITests {
             let notFound = try await client.execute(uri: "/v1/nowhere", method: .get)
             #expect(notFound.status == .notFound)
             #expect(try decode(APIErrorBody.self, notFound.body).error.code == "not_found")
-            let badHeight = try await client.execute(uri: "/v1/blocks/abc", method: .get)
+            let badHeight = try await client.execute(uri: "/v1/blocks/abc", method: .get,
+                                                     headers: try signedRead("/v1/blocks/abc", as: "bank-a",
+                                                                             key: node.institutionKeys["bank-a"],
+                                                                             chainID: node.consortium.chainID))
             #expect(try decode(APIErrorBody.self, badHeight.body).error.code == "invalid_height")
-            let missing = try await client.execute(uri: "/v1/blocks/5", method: .get)
+            let missing = try await client.execute(uri: "/v1/blocks/5", method: .get,
+                                                   headers: try signedRead("/v1/blocks/5", as: "bank-a",
+                                                                           key: node.institutionKeys["bank-a"],
+                                                                           chainID: node.consortium.chainID))
             #expect(try decode(APIErrorBody.self, missing.body).error.code == "not_found")
         }
         // Nothing changed: no block, nothing pending (the good half of the mixed batch was not admitted).

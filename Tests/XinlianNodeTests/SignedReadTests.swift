@@ -1,0 +1,72 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+import XinlianCore
+import XinlianCredit
+import XinlianCrypto
+import XinlianNode
+
+/// Issue 9: no credit data without a signature and a role. Anonymous callers get the status, the metrics and the
+/// OpenAPI document; a member reads its own transactions, headers, and others' statements only through a consented
+/// report; auditors, regulators and validator operators read whole blocks.
+@Suite("Signed reads")
+struct SignedReadTests {
+    @Test func readsNeedASignatureAndARole() async throws {
+        let node = try ReportNode()
+        defer { node.remove() }
+        // bank-a runs the validator; bank-b is a member only.
+        let loan = try node.sign(.facilityOpened, [
+            "facilityId": .string("F-1"), "type": .string("loan"),
+            "amount": .object(["minor": .integer(100_000), "currency": .string("CNY")]),
+            "openedOn": .string(node.today.description), "maturesOn": .string(node.today.adding(days: 365).description),
+            "security": .string("unsecured"), "classification": .string("normal"),
+        ], by: "bank-b")
+        let ids = try await node.commit([try node.registration(), loan])
+        let registration = ids[0].hex, bankB = ids[1].hex
+        let app = Application(router: node.api.router())
+        func get(_ target: String, as institution: InstitutionID?) async throws -> TestResponse {
+            let headers = try institution.map {
+                try signedRead(target, as: $0, key: node.keys[$0], chainID: node.consortium.chainID, timeMs: node.clock.ms)
+            } ?? [:]
+            return try await app.test(.router) { client in
+                try await client.execute(uri: target, method: .get, headers: headers, body: nil)
+            }
+        }
+        // Anonymous: only status and metrics.
+        for target in ["/v1/blocks/1", "/v1/headers/1", "/v1/transactions/\(bankB)", "/v1/blocks/latest"] {
+            let response = try await get(target, as: nil)
+            #expect(response.status == .unauthorized, "\(target)")
+            #expect(try errorCode(response) == "signature_required", "\(target)")
+        }
+        #expect(try await get("/v1/status", as: nil).status == .ok)
+        #expect(try await get("/metrics", as: nil).status == .ok)
+
+        // A member: headers, its own transactions; not whole blocks, not another's statement.
+        #expect(try await get("/v1/headers/1", as: "bank-b").status == .ok)
+        #expect(try await get("/v1/transactions/\(bankB)", as: "bank-b").status == .ok)
+        let block = try await get("/v1/blocks/1", as: "bank-b")
+        #expect(block.status == .forbidden)
+        #expect(try errorCode(block) == "role_not_permitted")
+        let others = try await get("/v1/transactions/\(registration)", as: "bank-b")
+        #expect(others.status == .forbidden)
+        #expect(try errorCode(others) == "not_permitted")
+        let loanByOther = try await get("/v1/transactions/\(bankB)", as: "registry")
+        #expect(try errorCode(loanByOther) == "not_permitted", "a member cannot read another bank's loan by its id")
+
+        // Auditors, regulators and the validator's operator read everything.
+        for institution: InstitutionID in ["auditor", "regulator", "bank-a"] {
+            #expect(try await get("/v1/blocks/1", as: institution).status == .ok, "\(institution)")
+            let status = try decode(TransactionStatusResponse.self, try await get("/v1/transactions/\(bankB)", as: institution).body)
+            #expect(status.proof != nil, "\(institution)")
+        }
+        // A signature over another target does not open this one.
+        let forged = try signedRead("/v1/headers/1", as: "auditor", key: node.keys["auditor"], chainID: node.consortium.chainID,
+                                    timeMs: node.clock.ms)
+        let misused = try await app.test(.router) { client in
+            try await client.execute(uri: "/v1/blocks/1", method: .get, headers: forged, body: nil)
+        }
+        #expect(try errorCode(misused) == "bad_signature")
+    }
+}
