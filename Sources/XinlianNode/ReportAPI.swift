@@ -8,7 +8,7 @@ import XinlianCrypto
 /// `GET /v1/enterprises/{uscc}/report`: the body (`docs/openapi.yaml`, `ReportResponse`).
 public struct ReportResponse: Codable, Sendable, Equatable {
     public var report: CreditReport
-    /// Id of the query record this request wrote (pending until committed).
+    /// Id of the query record this request wrote (committed before the report was returned).
     public var queryRecord: Hash32
     /// With `proof=true`: what a reader needs to check the report from genesis (`ReportVerifier`).
     public var proof: ReportProof?
@@ -44,6 +44,8 @@ public struct ReportRoutes: Sendable {
     }
 
     static let pageLimit = 1_000
+    /// How long a report waits for its query record to be committed before it is refused.
+    static let recordTimeoutMs: UInt64 = 30_000
 
     /// Regulators only, with a signed request (`SignedRequest`).
     func enterprises(_ request: Request) async throws -> Response {
@@ -87,6 +89,12 @@ public struct ReportRoutes: Sendable {
             throw APIError(.conflict, "nothing_committed", "there is no block to prove a report against yet")
         }
         let served = try await engine.serve(query, record: record, subject: subject)
+        // The query is on the ledger before its report leaves the node: a crash after this cannot lose the only
+        // trace of a served query.
+        guard await engine.waitUntilCommitted(served.id, timeoutMs: Self.recordTimeoutMs) else {
+            throw APIError(.serviceUnavailable, "query_not_recorded",
+                           "the query record \(served.id.hex) was not committed within \(Self.recordTimeoutMs / 1000) s; no report was served (retry with a new signed query)")
+        }
         let report = served.material.assemble(ReportParameters(engine.consortium.genesis.parameters))
         let proof = withProof ? try await engine.reportProof(served.material) : nil
         return try API.json(ReportResponse(report: report, queryRecord: served.id, proof: proof))

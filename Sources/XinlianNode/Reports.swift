@@ -54,7 +54,7 @@ extension NodeEngine {
     }
 
     /// Reads indexed transactions from their blocks (each block once), in ledger order.
-    private func entries(_ indexed: [IndexedTransaction]) throws -> [LedgerEntry] {
+    func entries(_ indexed: [IndexedTransaction]) throws -> [LedgerEntry] {
         let sorted = indexed.sorted { ($0.location.height, $0.location.index) < ($1.location.height, $1.location.index) }
         var result: [LedgerEntry] = []
         result.reserveCapacity(sorted.count)
@@ -89,12 +89,16 @@ extension NodeEngine {
             throw APIError(.conflict, "height_ahead",
                            "reportHeight \(record.reportHeight) is above this node's committed height \(store.height)")
         }
-        let current = try reportMaterial(subject: subject, height: store.height)
+        // Consent first, from the enterprise's consent statements alone: nothing else of its record is read for a
+        // query that is refused.
+        let consents = try entries(store.subjectTransactions(
+            subject, kinds: [TransactionKind.consentGranted.rawValue, TransactionKind.consentRevoked.rawValue],
+            throughHeight: store.height))
         let time = max(store.lastHeader?.timeMs ?? consortium.genesis.genesisTimeMs, query.body.timeMs)
         let roles = consortium.institutionRoles[query.body.reporter] ?? []
         do {
             _ = try ConsentRules.authorize(record, requester: query.body.reporter, roles: roles, subject: subject,
-                                           at: time, among: current.own)
+                                           at: time, among: consents)
         } catch {
             throw APIError(.forbidden, error.code, error.message)
         }
@@ -107,11 +111,27 @@ extension NodeEngine {
         if case .rejected(let error) = results.first?.state {
             throw APIError(.forbidden, error.code, error.message)
         }
-        let height = record.reportHeight
-        let material = height == store.height ? current : ReportMaterial(
-            subject: subject, asOf: try asOf(height: height), own: current.own.filter { $0.height <= height },
-            counterparty: current.counterparty.filter { $0.height <= height })
-        return (material, id)
+        return (try reportMaterial(subject: subject, height: record.reportHeight), id)
+    }
+
+    /// Returns once `id` is committed, or false after `timeoutMs` (or when the waiting task is cancelled).
+    public nonisolated func waitUntilCommitted(_ id: Hash32, timeoutMs: UInt64) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    if case .committed = await self.stateOf(id) { return true }
+                    await self.waitUntilHeight(await self.height + 1)
+                }
+                return false
+            }
+            group.addTask {
+                try? await Task.sleep(for: .milliseconds(Int64(clamping: timeoutMs)))
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
     }
 
     /// Enterprises with records, in USCC order, after `after`.

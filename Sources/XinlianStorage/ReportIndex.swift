@@ -118,6 +118,15 @@ extension LedgerIndex {
             """, [.text(subject.code), .integer(Int64(clamping: height))])
     }
 
+    /// `subject`'s transactions of the given kinds (raw values), at or below `height`, in ledger order.
+    public func subjectTransactions(_ subject: USCC, kinds: [String], throughHeight height: UInt64) throws -> [IndexedTransaction] {
+        let placeholders = Array(repeating: "?", count: kinds.count).joined(separator: ", ")
+        return try indexed("""
+            SELECT id, height, position FROM transactions WHERE subject = ? AND height <= ? AND kind IN (\(placeholders))
+            ORDER BY height, position
+            """, [.text(subject.code), .integer(Int64(clamping: height))] + kinds.map { .text($0) })
+    }
+
     /// `guaranteeIssued` transactions naming `party` as guarantor, at or below `height`.
     public func counterpartyTransactions(_ party: USCC, throughHeight height: UInt64) throws -> [IndexedTransaction] {
         try indexed("""
@@ -185,6 +194,10 @@ extension LedgerStore {
 
     public func counterpartyTransactions(_ party: USCC, throughHeight height: UInt64) throws -> [IndexedTransaction] {
         try index.counterpartyTransactions(party, throughHeight: height)
+    }
+
+    public func subjectTransactions(_ subject: USCC, kinds: [String], throughHeight height: UInt64) throws -> [IndexedTransaction] {
+        try index.subjectTransactions(subject, kinds: kinds, throughHeight: height)
     }
 
     public func referencingTransactions(_ target: Hash32, throughHeight height: UInt64) throws -> [IndexedTransaction] {

@@ -170,6 +170,30 @@ struct ReportAPITests {
         await node.engine.shutdown()
     }
 
+    /// Issue 9: the query record is committed before the report leaves the node, so a crash right after cannot
+    /// lose the only trace of a served query.
+    @Test func aServedQueryIsOnTheLedgerBeforeItsReportLeaves() async throws {
+        let node = try ReportNode()
+        defer { node.remove() }
+        let ids = try await node.commit([try node.registration(), try node.consent()])
+        let app = Application(router: node.api.router())
+        let query = try await node.query(.loanApplication, consent: ids[1], by: "bank-a")
+        let response = try await app.test(.router) { client in
+            try await reportRequest(client, query, purpose: "loanApplication")
+        }
+        #expect(response.status == .ok)
+        // The process dies the moment the report is out: nothing more is flushed or decided.
+        await node.engine.shutdown()
+        let restarted = try NodeEngine(consortium: node.consortium, validatorID: "node0", validatorKey: node.validatorKey,
+                                       dataDirectory: node.directory + "/data", metrics: NodeMetrics(),
+                                       logger: Logger(label: "test"), now: node.clock.closure)
+        guard case .committed = await restarted.stateOf(query.id(node.consortium.suite)) else {
+            Issue.record("the served query's record is not on the ledger after a restart")
+            return
+        }
+        await restarted.shutdown()
+    }
+
     /// Refused queries answer 403 with a stable code and write nothing.
     @Test func refusedQueriesWriteNoQueryRecord() async throws {
         let node = try ReportNode()
