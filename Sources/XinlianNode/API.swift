@@ -41,15 +41,22 @@ public struct API: Sendable {
         router.get("/v1/status") { _, _ in try API.json(await engine.status()) }
         router.post("/v1/transactions") { request, _ in try await submit(request) }
         router.get("/v1/transactions/:id") { request, context in
-            try await transactionStatus(context.parameters.require("id"), reader: try reader(of: request))
+            let reader = try await reader(of: request)
+            return try await refusing(request, reader.institution) {
+                try await transactionStatus(context.parameters.require("id"), reader: reader)
+            }
         }
         router.get("/v1/blocks/:height") { request, context in
-            try await block(context.parameters.require("height"), reader: try reader(of: request))
+            let reader = try await reader(of: request)
+            return try await refusing(request, reader.institution) {
+                try await block(context.parameters.require("height"), reader: reader)
+            }
         }
         router.get("/v1/headers/:height") { request, context in
-            _ = try reader(of: request)
+            _ = try await reader(of: request)
             return try await header(context.parameters.require("height"))
         }
+        router.get("/v1/refusals") { request, _ in try await refusals(request) }
         ReportRoutes(engine: engine, now: now).add(to: router)
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
@@ -61,9 +68,9 @@ public struct API: Sendable {
     // MARK: Who reads
 
     /// The institution that signed a read, and what it may read. Anonymous callers get `401 signature_required`.
-    func reader(of request: Request) throws -> (institution: InstitutionID, scope: RequestAuthenticator.Scope) {
-        let authenticator = RequestAuthenticator(consortium: engine.consortium, now: now)
-        let institution = try authenticator.institution(of: request)
+    func reader(of request: Request) async throws -> (institution: InstitutionID, scope: RequestAuthenticator.Scope) {
+        let authenticator = RequestAuthenticator(engine: engine, now: now)
+        let institution = try await authenticator.institution(of: request)
         let scope = authenticator.scope(of: institution)
         if case .wholeLedger(let reason) = scope {
             // An auditor's, a regulator's or a validator operator's read of ledger contents is an access to
@@ -73,6 +80,38 @@ public struct API: Sendable {
             ])
         }
         return (institution, scope)
+    }
+
+    /// Runs `body` for a signed request of `institution`; a refusal it raises (a 403, 404 ...) is recorded
+    /// durably before it is answered.
+    func refusing(_ request: Request, _ institution: InstitutionID, _ body: () async throws -> Response) async throws -> Response {
+        do { return try await body() } catch let error as APIError where error.status.code < 500 && error.status != .notFound {
+            await engine.recordRefusal(Refusal(request, by: institution, error, nowMs: now()))
+            throw error
+        }
+    }
+
+    static let refusalPageLimit = 1_000
+
+    /// `GET /v1/refusals`: regulators and auditors page through the refused requests this node recorded.
+    func refusals(_ request: Request) async throws -> Response {
+        let reader = try await reader(of: request)
+        return try await refusing(request, reader.institution) {
+            let roles = engine.consortium.institutionRoles[reader.institution] ?? []
+            guard roles.contains(.regulator) || roles.contains(.auditor) else {
+                throw APIError(.forbidden, "role_not_permitted", "only a regulator or an auditor may read the refusals")
+            }
+            let afterText = request.uri.queryParameters.get("after") ?? "0"
+            let limitText = request.uri.queryParameters.get("limit") ?? "100"
+            guard let after = UInt64(afterText) else {
+                throw APIError(.badRequest, "invalid_after", "after must be a refusal sequence number (0 for the first page)")
+            }
+            guard let limit = Int(limitText), (1...Self.refusalPageLimit).contains(limit) else {
+                throw APIError(.badRequest, "invalid_limit", "limit must be an integer from 1 to \(Self.refusalPageLimit)")
+            }
+            let page = await engine.refusals(after: after, limit: limit)
+            return try API.json(RefusalsResponse(refusals: page, next: page.count == limit ? page.last?.sequence : nil))
+        }
     }
 
     // MARK: Handlers

@@ -63,6 +63,8 @@ public actor NodeEngine {
     nonisolated let logger: Logger
     let ledger: NodeLedger
     let signer: SignerState
+    /// Refused requests and used signed requests (``AccessRecords``).
+    let access: AccessRecords
     let dataDirectory: String
     /// The replica, once ``startConsensus(link:timeouts:)`` ran.
     var replica: Replica?
@@ -100,6 +102,7 @@ public actor NodeEngine {
         self.ledger = ledger
         self.tip = ledger.tip
         self.signer = try SignerState(path: dataDirectory + "/signer-state.json", key: validatorKey)
+        self.access = try AccessRecords(dataDirectory: dataDirectory, nowMs: now())
         if let torn = store.recoveredTornTail {
             logger.warning("truncated a torn block-log tail", metadata: ["tail": "\(torn)"])
         }
@@ -209,11 +212,37 @@ public actor NodeEngine {
                               certificate: Data(record.certificate.canonicalBytes).base64EncodedString())
     }
 
+    // MARK: Access
+
+    /// Records a refused request of an institution whose signature verified (durably, before it is answered).
+    public func recordRefusal(_ refusal: Refusal) {
+        do {
+            let recorded = try access.recordRefusal(refusal, nowMs: now())
+            metrics.refusals.increment()
+            logger.notice("request refused", metadata: [
+                "institution": "\(recorded.institution)", "code": "\(recorded.code)", "target": "\(recorded.target)",
+            ])
+        } catch {
+            logger.error("recording a refusal failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Refusals after `sequence`, oldest first.
+    public func refusals(after sequence: UInt64, limit: Int) -> [Refusal] { access.refusals(after: sequence, limit: limit) }
+
+    /// Marks a signed request used; false when it was used before within its validity window (a replay).
+    func useSignedRequest(_ signature: [UInt8], timeMs: UInt64) throws -> Bool {
+        try access.use(request: consortium.suite.hash(signature), expiresMs: timeMs &+ Self.clockSkewLimitMs, nowMs: now())
+    }
+
+    func wasRefused(query id: Hash32) -> Bool { access.wasRefused(query: id, nowMs: now()) }
+
     public func shutdown() {
         for waiter in ledger.heightWaiters { waiter.continuation.resume() }
         ledger.heightWaiters = []
         journal?.close()
         journal = nil
+        access.close()
         replica = nil
         link = nil
         store.close()

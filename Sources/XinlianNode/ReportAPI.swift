@@ -49,9 +49,11 @@ public struct ReportRoutes: Sendable {
 
     /// Regulators only, with a signed request (`SignedRequest`).
     func enterprises(_ request: Request) async throws -> Response {
-        let requester = try checkSignedRequest(request)
+        let requester = try await checkSignedRequest(request)
         guard engine.consortium.institutionRoles[requester]?.contains(.regulator) == true else {
-            throw APIError(.forbidden, "role_not_permitted", "only a regulator may list enterprises")
+            let refusal = APIError(.forbidden, "role_not_permitted", "only a regulator may list enterprises")
+            await engine.recordRefusal(Refusal(request, by: requester, refusal, nowMs: now()))
+            throw refusal
         }
         let after = request.uri.queryParameters.get("after") ?? ""
         let limitText = request.uri.queryParameters.get("limit") ?? "100"
@@ -64,11 +66,11 @@ public struct ReportRoutes: Sendable {
     }
 
     /// Checks the `X-Xinlian-Request` header (``RequestAuthenticator``).
-    func checkSignedRequest(_ request: Request) throws -> InstitutionID {
-        try RequestAuthenticator(consortium: engine.consortium, now: now).institution(of: request)
+    func checkSignedRequest(_ request: Request) async throws -> InstitutionID {
+        try await RequestAuthenticator(engine: engine, now: now).institution(of: request)
     }
 
-    func isFresh(_ timeMs: UInt64) -> Bool { RequestAuthenticator(consortium: engine.consortium, now: now).isFresh(timeMs) }
+    func isFresh(_ timeMs: UInt64) -> Bool { RequestAuthenticator(engine: engine, now: now).isFresh(timeMs) }
 
     func report(_ request: Request, uscc text: String) async throws -> Response {
         guard let subject = try? USCC(text) else {
@@ -84,25 +86,37 @@ public struct ReportRoutes: Sendable {
         case "true": withProof = true
         default: throw APIError(.badRequest, "invalid_proof", "proof must be true or false")
         }
-        let (query, record) = try checkQuery(request, subject: subject, purpose: purpose)
-        if withProof, record.reportHeight == 0 {
-            throw APIError(.conflict, "nothing_committed", "there is no block to prove a report against yet")
-        }
-        let served = try await engine.serve(query, record: record, subject: subject)
-        // The query is on the ledger before its report leaves the node: a crash after this cannot lose the only
-        // trace of a served query.
-        guard await engine.waitUntilCommitted(served.id, timeoutMs: Self.recordTimeoutMs) else {
-            throw APIError(.serviceUnavailable, "query_not_recorded",
-                           "the query record \(served.id.hex) was not committed within \(Self.recordTimeoutMs / 1000) s; no report was served (retry with a new signed query)")
+        let query = try signedQuery(request)
+        // From here the requester is known: every refusal is recorded durably before it is answered, and the
+        // refused query cannot be replayed.
+        let served: (material: ReportMaterial, id: Hash32)
+        do {
+            let record = try checkQuery(query, subject: subject, purpose: purpose)
+            if withProof, record.reportHeight == 0 {
+                throw APIError(.conflict, "nothing_committed", "there is no block to prove a report against yet")
+            }
+            served = try await engine.serve(query, record: record, subject: subject)
+            // The query is on the ledger before its report leaves the node: a crash after this cannot lose the
+            // only trace of a served query.
+            guard await engine.waitUntilCommitted(served.id, timeoutMs: Self.recordTimeoutMs) else {
+                throw APIError(.serviceUnavailable, "query_not_recorded",
+                               "the query record \(served.id.hex) was not committed within \(Self.recordTimeoutMs / 1000) s; no report was served (retry with a new signed query)")
+            }
+        } catch let error as APIError {
+            var refusal = Refusal(request, by: query.body.reporter, error, nowMs: now(), query: query,
+                                  suite: engine.consortium.suite)
+            refusal.purpose = purpose.rawValue
+            refusal.judged = error.status == .forbidden
+            await engine.recordRefusal(refusal)
+            throw error
         }
         let report = served.material.assemble(ReportParameters(engine.consortium.genesis.parameters))
         let proof = withProof ? try await engine.reportProof(served.material) : nil
         return try API.json(ReportResponse(report: report, queryRecord: served.id, proof: proof))
     }
 
-    /// The stateless checks of the signed query: encoding, chain, reporter, signature, canonical payload, kind,
-    /// schema, agreement with the request, and freshness.
-    func checkQuery(_ request: Request, subject: USCC, purpose: QueryPurpose) throws -> (Transaction, QueryRecord) {
+    /// The signed query of the `X-Xinlian-Query` header: encoding, chain, reporter and signature.
+    func signedQuery(_ request: Request) throws -> Transaction {
         guard let header = Self.header(request, Self.queryHeader) else {
             throw APIError(.unauthorized, "query_required",
                            "send the signed queryRecord transaction, base64, in the X-Xinlian-Query header")
@@ -115,6 +129,12 @@ public struct ReportRoutes: Sendable {
             let status: HTTPResponse.Status = ["unknown_reporter", "bad_signature"].contains(error.code) ? .unauthorized : .badRequest
             throw APIError(status, error.code, error.message)
         }
+        return query
+    }
+
+    /// The stateless checks of a signed query: canonical payload, kind, schema, agreement with the request, and
+    /// freshness.
+    func checkQuery(_ query: Transaction, subject: USCC, purpose: QueryPurpose) throws -> QueryRecord {
         let body = query.body
         guard body.kind == .queryRecord else {
             throw APIError(.badRequest, "invalid_query", "the signed transaction must be a queryRecord, not \(body.kind.rawValue)")
@@ -137,6 +157,6 @@ public struct ReportRoutes: Sendable {
             throw APIError(.badRequest, "query_not_fresh",
                            "the signed query's time must be within \(NodeEngine.clockSkewLimitMs / 1000) s of the node's clock")
         }
-        return (query, record)
+        return record
     }
 }

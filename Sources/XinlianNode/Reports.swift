@@ -85,6 +85,10 @@ extension NodeEngine {
         case .rejected, .unknown:
             break
         }
+        // A refused query is not tried again: it would make the node read the ledger for nothing.
+        guard !wasRefused(query: id) else {
+            throw APIError(.conflict, "query_replayed", "this signed query was refused already; sign a new one (fresh nonce)")
+        }
         guard record.reportHeight <= store.height else {
             throw APIError(.conflict, "height_ahead",
                            "reportHeight \(record.reportHeight) is above this node's committed height \(store.height)")

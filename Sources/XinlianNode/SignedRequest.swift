@@ -57,8 +57,10 @@ public struct SignedRequest: Sendable, Equatable {
 /// Who is asking: checks a request's `X-Xinlian-Request` header (well formed, a genesis institution, fresh, and
 /// signed over this very method and target) and says what that institution may read.
 struct RequestAuthenticator: Sendable {
-    let consortium: Consortium
+    let engine: NodeEngine
     let now: @Sendable () -> UInt64
+
+    var consortium: Consortium { engine.consortium }
 
     /// What an institution may read of the ledger.
     enum Scope: Sendable, Equatable {
@@ -79,8 +81,9 @@ struct RequestAuthenticator: Sendable {
         return .member
     }
 
-    /// The institution that signed `request`, or an `APIError` (401 without or with a bad signature).
-    func institution(of request: Request) throws -> InstitutionID {
+    /// The institution that signed `request`, or an `APIError` (401 without or with a bad signature, 409 for a
+    /// request already answered: each signed request is used once in its validity window, across restarts too).
+    func institution(of request: Request) async throws -> InstitutionID {
         guard let header = ReportRoutes.header(request, SignedRequest.headerName) else {
             throw APIError(.unauthorized, "signature_required", "sign the request in the X-Xinlian-Request header")
         }
@@ -99,6 +102,11 @@ struct RequestAuthenticator: Sendable {
             throw APIError(.badRequest, "request_not_fresh",
                            "the signed request's time must be within \(NodeEngine.clockSkewLimitMs / 1000) s of the node's clock")
         }
+        guard try await engine.useSignedRequest(signed.signature, timeMs: signed.timeMs) else {
+            let refusal = APIError(.conflict, "request_replayed", "this signed request was already used; sign it again (a new time)")
+            await engine.recordRefusal(Refusal(request, by: signed.institution, refusal, nowMs: now()))
+            throw refusal
+        }
         return signed.institution
     }
 
@@ -107,5 +115,16 @@ struct RequestAuthenticator: Sendable {
         let skew = NodeEngine.clockSkewLimitMs
         let (upper, overflow) = clock.addingReportingOverflow(skew)
         return timeMs >= clock - min(clock, skew) && (overflow || timeMs <= upper)
+    }
+}
+
+extension Refusal {
+    /// A refusal of `request` signed by `institution`.
+    init(_ request: Request, by institution: InstitutionID, _ error: APIError, nowMs: UInt64, query: Transaction? = nil,
+         suite: CryptoSuite? = nil) {
+        self.init(sequence: 0, timeMs: nowMs, institution: institution.value,
+                  target: "\(request.method.rawValue) \(request.head.path ?? "")", code: error.body.error.code,
+                  message: error.body.error.message, query: suite.flatMap { query?.id($0).hex },
+                  subject: query?.body.subject?.code, purpose: nil)
     }
 }

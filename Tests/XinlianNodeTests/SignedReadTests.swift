@@ -6,6 +6,7 @@ import Testing
 import XinlianCore
 import XinlianCredit
 import XinlianCrypto
+import Logging
 import XinlianNode
 
 /// Issue 9: no credit data without a signature and a role. Anonymous callers get the status, the metrics and the
@@ -68,5 +69,69 @@ struct SignedReadTests {
             try await client.execute(uri: "/v1/blocks/1", method: .get, headers: forged, body: nil)
         }
         #expect(try errorCode(misused) == "bad_signature")
+    }
+}
+
+/// Issue 9: refused attempts are kept durably and shown to regulators; replays of any signed request or of a
+/// refused query are refused for their whole validity window, across a restart too.
+@Suite("Refusals and replays")
+struct RefusalTests {
+    @Test func refusalsAreRecordedDurablyAndReplaysRefused() async throws {
+        let node = try ReportNode()
+        defer { node.remove() }
+        try await node.commit([try node.registration()])
+        let app = Application(router: node.api.router())
+        func get(_ target: String, headers: HTTPFields) async throws -> TestResponse {
+            try await app.test(.router) { client in try await client.execute(uri: target, method: .get, headers: headers, body: nil) }
+        }
+        @Sendable func signed(_ target: String, as institution: InstitutionID, at offset: UInt64 = 0) throws -> HTTPFields {
+            try signedRead(target, as: institution, key: node.keys[institution], chainID: node.consortium.chainID,
+                           timeMs: node.clock.ms + offset)
+        }
+        // bank-b asks for a report with no consent: refused, recorded, and the same signed query is not tried again.
+        let query = try await node.query(.loanApplication, consent: Hash32(bytes: [UInt8](repeating: 7, count: 32)), by: "bank-b")
+        let refused = try await app.test(.router) { client in try await reportRequest(client, query, purpose: "loanApplication") }
+        #expect(try errorCode(refused) == "consent_not_found")
+        let again = try await app.test(.router) { client in try await reportRequest(client, query, purpose: "loanApplication") }
+        #expect(try errorCode(again) == "query_replayed")
+        // bank-b reads a whole block: refused and recorded.
+        #expect(try errorCode(try await get("/v1/blocks/1", headers: try signed("/v1/blocks/1", as: "bank-b"))) == "role_not_permitted")
+        // A signed request is answered once.
+        let header = try signed("/v1/headers/1", as: "bank-b")
+        #expect(try await get("/v1/headers/1", headers: header).status == .ok)
+        let replay = try await get("/v1/headers/1", headers: header)
+        #expect(replay.status == .conflict)
+        #expect(try errorCode(replay) == "request_replayed")
+
+        // The regulator sees them; a member may not.
+        #expect(try errorCode(try await get("/v1/refusals", headers: try signed("/v1/refusals", as: "bank-b", at: 1)))
+                == "role_not_permitted")
+        let page = try decode(RefusalsResponse.self,
+                              try await get("/v1/refusals", headers: try signed("/v1/refusals", as: "regulator")).body)
+        #expect(page.refusals.map(\.code) == ["consent_not_found", "query_replayed", "role_not_permitted", "request_replayed",
+                                              "role_not_permitted"])
+        #expect(page.refusals.first?.query == query.id(node.consortium.suite).hex)
+        #expect(page.refusals.first?.institution == "bank-b")
+        #expect(page.refusals.map(\.sequence) == [1, 2, 3, 4, 5])
+
+        // After a restart: the refusals are still there, and the used request and the refused query stay refused.
+        await node.engine.shutdown()
+        let engine = try NodeEngine(consortium: node.consortium, validatorID: "node0", validatorKey: node.validatorKey,
+                                    dataDirectory: node.directory + "/data", metrics: NodeMetrics(),
+                                    logger: Logger(label: "test"), now: node.clock.closure)
+        var api = API(engine: engine)
+        api.now = node.clock.closure
+        let restarted = Application(router: api.router())
+        try await restarted.test(.router) { client in
+            let replayed = try await client.execute(uri: "/v1/headers/1", method: .get, headers: header, body: nil)
+            #expect(try errorCode(replayed) == "request_replayed")
+            let query = try await reportRequest(client, query, purpose: "loanApplication")
+            #expect(try errorCode(query) == "query_replayed")
+            let after = try await client.execute(uri: "/v1/refusals?after=4", method: .get,
+                                                 headers: try signed("/v1/refusals?after=4", as: "auditor"), body: nil)
+            let rest = try decode(RefusalsResponse.self, after.body).refusals
+            #expect(rest.map(\.sequence) == [5, 6, 7])
+        }
+        await engine.shutdown()
     }
 }
