@@ -67,6 +67,7 @@ let package = Package(
             "XinlianCore", "XinlianStorage", "XinlianCrypto", "XinlianMerkle", "XinlianCredit", "XinlianConsensus",
             "XinlianNetwork",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CoreMetrics", package: "swift-metrics"),

@@ -11,13 +11,20 @@ public struct APIError: HTTPResponseError, Sendable {
     public let status: HTTPResponse.Status
     public let body: APIErrorBody
 
-    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, items: [APIErrorBody.ItemError]? = nil) {
+    /// For `429`: the `Retry-After` header, in seconds.
+    public let retryAfterSeconds: Int?
+
+    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, items: [APIErrorBody.ItemError]? = nil,
+                retryAfterSeconds: Int? = nil) {
         self.status = status
         self.body = APIErrorBody(error: .init(code: code, message: message, items: items))
+        self.retryAfterSeconds = retryAfterSeconds
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        try API.json(body, status: status)
+        var response = try API.json(body, status: status)
+        if let retryAfterSeconds { response.headers[.retryAfter] = String(retryAfterSeconds) }
+        return response
     }
 }
 
@@ -29,10 +36,31 @@ public struct API: Sendable {
     /// The clock report requests' freshness is judged by (tests set it with the engine's).
     public var now: @Sendable () -> UInt64 = NodeEngine.wallClockMs
 
-    public init(engine: NodeEngine, bodyLimitBytes: Int = 8 * 1024 * 1024, batchLimit: Int = 5_000) {
+    /// Per-institution rates (``APILimits``).
+    public let submissions: RateLimiter
+    public let reads: RateLimiter
+
+    public init(engine: NodeEngine, bodyLimitBytes: Int = 8 * 1024 * 1024, batchLimit: Int = 5_000,
+                limits: APILimits = APILimits()) {
         self.engine = engine
         self.bodyLimitBytes = bodyLimitBytes
         self.batchLimit = batchLimit
+        submissions = RateLimiter(rate: limits.submissionsPerSecond, burst: limits.submissionBurst)
+        reads = RateLimiter(rate: limits.readsPerSecond, burst: limits.readBurst)
+    }
+
+    /// Signatures checked together; a batch stops at the first group with a bad one, so a batch of forgeries costs
+    /// at most this many verifications past its valid prefix.
+    public static let signatureCheckGroup = 64
+
+    /// Charges `costs` to the institutions' buckets of `limiter`, or refuses with `429 rate_limited`.
+    func charge(_ limiter: RateLimiter, _ costs: [InstitutionID: Double], what: String) throws {
+        guard let wait = limiter.take(costs, nowMs: now()) else { return }
+        let seconds = wait.isFinite ? max(1, Int(wait.rounded(.up))) : nil
+        throw APIError(.tooManyRequests, "rate_limited",
+                       seconds.map { "too many \(what) from \(costs.keys.map(\.value).sorted().joined(separator: ", ")); retry in \($0) s" }
+                           ?? "this request asks for more \(what) than the node allows at once; split it",
+                       retryAfterSeconds: seconds)
     }
 
     public func router() -> Router<BasicRequestContext> {
@@ -57,7 +85,7 @@ public struct API: Sendable {
             return try await header(context.parameters.require("height"))
         }
         router.get("/v1/refusals") { request, _ in try await refusals(request) }
-        ReportRoutes(engine: engine, now: now).add(to: router)
+        ReportRoutes(engine: engine, now: now, limiter: reads).add(to: router)
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: .init(byteBuffer: ByteBuffer(bytes: engine.metrics.render())))
@@ -71,6 +99,10 @@ public struct API: Sendable {
     func reader(of request: Request) async throws -> (institution: InstitutionID, scope: RequestAuthenticator.Scope) {
         let authenticator = RequestAuthenticator(engine: engine, now: now)
         let institution = try await authenticator.institution(of: request)
+        do { try charge(reads, [institution: 1], what: "reads") } catch let error as APIError {
+            await engine.recordRefusal(Refusal(request, by: institution, error, nowMs: now()))
+            throw error
+        }
         let scope = authenticator.scope(of: institution)
         if case .wholeLedger(let reason) = scope {
             // An auditor's, a regulator's or a validator operator's read of ledger contents is an access to
@@ -129,6 +161,10 @@ public struct API: Sendable {
             throw APIError(.badRequest, "invalid_batch", "send between 1 and \(batchLimit) transactions")
         }
         let transactions = try await decodeAndCheck(submitted.transactions)
+        // Every signature verified: the reporters are who they say, and each is charged for its own statements.
+        var counts: [InstitutionID: Double] = [:]
+        for transaction in transactions { counts[transaction.body.reporter, default: 0] += 1 }
+        try charge(submissions, counts, what: "transactions")
         let admissions: [Admission]
         do { admissions = try await engine.admit(transactions) } catch {
             throw APIError(.serviceUnavailable, error.code, error.message)
@@ -154,13 +190,21 @@ public struct API: Sendable {
     /// Decodes and checks every transaction (signatures verified concurrently); any failure refuses the whole batch.
     func decodeAndCheck(_ encoded: [String]) async throws -> [Transaction] {
         let engine = engine
-        let outcomes = await withTaskGroup(of: (Int, Result<Transaction, APIErrorBody.ItemError>).self) { group in
-            for (index, text) in encoded.enumerated() {
-                group.addTask { (index, API.checkOne(text, index: index, engine: engine)) }
+        // In groups: a batch stops at the first group holding a failure, so forged signatures under a real
+        // reporter's id cost at most one group of verifications.
+        var outcomes: [(Int, Result<Transaction, APIErrorBody.ItemError>)] = []
+        for start in stride(from: 0, to: encoded.count, by: Self.signatureCheckGroup) {
+            let group = Array(encoded.enumerated())[start..<min(start + Self.signatureCheckGroup, encoded.count)]
+            let checked = await withTaskGroup(of: (Int, Result<Transaction, APIErrorBody.ItemError>).self) { tasks in
+                for (index, text) in group {
+                    tasks.addTask { (index, API.checkOne(text, index: index, engine: engine)) }
+                }
+                var results: [(Int, Result<Transaction, APIErrorBody.ItemError>)] = []
+                for await outcome in tasks { results.append(outcome) }
+                return results.sorted { $0.0 < $1.0 }
             }
-            var outcomes: [(Int, Result<Transaction, APIErrorBody.ItemError>)] = []
-            for await outcome in group { outcomes.append(outcome) }
-            return outcomes.sorted { $0.0 < $1.0 }
+            outcomes += checked
+            if checked.contains(where: { if case .failure = $0.1 { true } else { false } }) { break }
         }
         var transactions: [Transaction] = []
         var failures: [APIErrorBody.ItemError] = []
@@ -179,7 +223,8 @@ public struct API: Sendable {
                                              VerificationError(code: failure.code, message: failure.message))
             }
         }
-        let message = failures.count == 1 ? first.message : "\(failures.count) of \(encoded.count) transactions refused; nothing was admitted"
+        let message = failures.count == 1 ? first.message
+            : "\(failures.count) of \(encoded.count) transactions refused (checking stopped at the first group with a failure); nothing was admitted"
         throw APIError(.badRequest, first.code, message, items: failures)
     }
 

@@ -10,6 +10,8 @@ public struct Mempool: Sendable {
     public static let defaultBytesLimit = 256 * 1024 * 1024
     /// A reporter's share is a quarter of the mempool by default.
     public static let defaultReporterShareDivisor = 4
+    /// A transaction not decided within an hour leaves the mempool (its reporter may submit it again).
+    public static let defaultExpiryMs: UInt64 = 3_600_000
 
     public struct Entry: Sendable {
         public var id: Hash32
@@ -31,6 +33,8 @@ public struct Mempool: Sendable {
     /// Most transactions and bytes one reporter may have waiting.
     public let reporterTransactionLimit: Int
     public let reporterBytesLimit: Int
+    /// How long a transaction may wait (0: for ever).
+    public let expiryMs: UInt64
     public private(set) var bytes = 0
     private var perReporter: [InstitutionID: (count: Int, bytes: Int)] = [:]
     private var entries: [Hash32: Entry] = [:]
@@ -38,9 +42,10 @@ public struct Mempool: Sendable {
     private var orderStart = 0
 
     public init(transactionLimit: Int = defaultTransactionLimit, bytesLimit: Int = defaultBytesLimit,
-                reporterShareDivisor: Int = defaultReporterShareDivisor) {
+                reporterShareDivisor: Int = defaultReporterShareDivisor, expiryMs: UInt64 = defaultExpiryMs) {
         self.transactionLimit = transactionLimit
         self.bytesLimit = bytesLimit
+        self.expiryMs = expiryMs
         let divisor = max(1, reporterShareDivisor)
         reporterTransactionLimit = max(1, transactionLimit / divisor)
         reporterBytesLimit = max(Limits.transactionBytes, bytesLimit / divisor)
@@ -97,6 +102,21 @@ public struct Mempool: Sendable {
             result.append(entry)
         }
         return result
+    }
+
+    /// Removes and returns the entries admitted more than ``expiryMs`` before `nowMs` (oldest first).
+    public mutating func expire(nowMs: UInt64) -> [Entry] {
+        guard expiryMs > 0, nowMs > expiryMs else { return [] }
+        let cutoff = nowMs - expiryMs
+        var expired: [Entry] = []
+        for id in order[orderStart...] {
+            guard let entry = entries[id] else { continue }
+            // Admission order is (nearly) time order: stop at the first one still young enough.
+            guard entry.admittedMs < cutoff else { break }
+            expired.append(entry)
+        }
+        remove(expired.map(\.id))
+        return expired
     }
 
     public mutating func remove(_ ids: some Sequence<Hash32>) {

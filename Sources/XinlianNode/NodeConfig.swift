@@ -34,6 +34,8 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var consensusTimeouts: ConsensusTimeouts
     /// Peer-to-peer limits (`docs/protocol.md`); missing keys take their defaults.
     public var network: NetworkConfig
+    /// Per-institution rates, connection limits and the mempool's expiry (`docs/operations.md`).
+    public var limits: APILimits
 
     public init(validator: ValidatorID, apiListen: String, p2pListen: String) {
         self.validator = validator
@@ -52,12 +54,13 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         self.adminListen = nil
         self.consensusTimeouts = ConsensusTimeouts()
         self.network = NetworkConfig()
+        self.limits = APILimits()
     }
 
     private enum CodingKeys: String, CodingKey {
         case validator, genesisFile, dataDirectory, validatorKeyFile, apiListen, p2pListen, mempoolTransactionLimit,
              mempoolBytesLimit, apiBodyLimitBytes, apiBatchLimit, logLevel, tlsKeyFile, tlsCertificateFile, adminListen,
-             consensusTimeouts, network
+             consensusTimeouts, network, limits
     }
 
     /// Keys added after the first release are optional, so older config files still load.
@@ -80,6 +83,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         consensusTimeouts = try container.decodeIfPresent(ConsensusTimeouts.self, forKey: .consensusTimeouts)
             ?? ConsensusTimeouts()
         network = try container.decodeIfPresent(NetworkConfig.self, forKey: .network) ?? NetworkConfig()
+        limits = try container.decodeIfPresent(APILimits.self, forKey: .limits) ?? APILimits()
         if let adminListen {
             let address = try HostPort(adminListen)
             guard ["127.0.0.1", "localhost", "::1", "[::1]"].contains(address.host) else {
@@ -102,6 +106,41 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     /// `path` made absolute against `home`.
     public static func resolve(_ path: String, home: String) -> String {
         path.hasPrefix("/") ? path : home + "/" + path
+    }
+}
+
+/// What one institution, and all callers together, may ask of a node's API. Every key is optional in `node.json`.
+public struct APILimits: Codable, Sendable, Equatable {
+    /// Transactions per second one institution may have admitted (sustained), and the burst above it.
+    public var submissionsPerSecond: Double = 5_000
+    public var submissionBurst: Double = 20_000
+    /// Signed reads and report queries per second one institution may make, and the burst.
+    public var readsPerSecond: Double = 20
+    public var readBurst: Double = 200
+    /// Open HTTP connections at once, all callers together; past it, new connections wait.
+    public var maxConnections: Int = 1_024
+    /// Seconds an idle HTTP connection is kept open.
+    public var idleTimeoutSeconds: Int = 60
+    /// Seconds a transaction may wait in the mempool before it is dropped (`expired`); 0 keeps it for ever.
+    public var mempoolExpirySeconds: UInt64 = Mempool.defaultExpiryMs / 1_000
+
+    public init() {}
+
+    private enum CodingKeys: String, CodingKey {
+        case submissionsPerSecond, submissionBurst, readsPerSecond, readBurst, maxConnections, idleTimeoutSeconds,
+             mempoolExpirySeconds
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = APILimits()
+        submissionsPerSecond = try container.decodeIfPresent(Double.self, forKey: .submissionsPerSecond) ?? defaults.submissionsPerSecond
+        submissionBurst = try container.decodeIfPresent(Double.self, forKey: .submissionBurst) ?? defaults.submissionBurst
+        readsPerSecond = try container.decodeIfPresent(Double.self, forKey: .readsPerSecond) ?? defaults.readsPerSecond
+        readBurst = try container.decodeIfPresent(Double.self, forKey: .readBurst) ?? defaults.readBurst
+        maxConnections = try container.decodeIfPresent(Int.self, forKey: .maxConnections) ?? defaults.maxConnections
+        idleTimeoutSeconds = try container.decodeIfPresent(Int.self, forKey: .idleTimeoutSeconds) ?? defaults.idleTimeoutSeconds
+        mempoolExpirySeconds = try container.decodeIfPresent(UInt64.self, forKey: .mempoolExpirySeconds) ?? defaults.mempoolExpirySeconds
     }
 }
 

@@ -62,6 +62,7 @@ final class NodeLedger: ReplicaLedger {
 
     func buildBlock(height: UInt64, timeMs: UInt64, proposer: ValidatorID) -> Block? {
         guard height == store.height + 1 else { return nil }
+        expire()
         let parameters = consortium.genesis.parameters
         // A transaction dated past the block's time plus the skew (this node's clock stepped back since it was
         // admitted) would make every validator refuse the block: it waits in the mempool for a later block.
@@ -140,6 +141,7 @@ final class NodeLedger: ReplicaLedger {
     /// earlier ones in the same batch. Returns each transaction's state and the entries newly pending.
     func admit(_ transactions: [Transaction], origin: CreditRules.Origin) throws(VerificationError)
         -> (results: [Admission], fresh: [Mempool.Entry]) {
+        expire()
         var results: [Admission] = []
         var fresh: [Mempool.Entry] = []
         var batch: [Hash32: Transaction] = [:]
@@ -184,6 +186,18 @@ final class NodeLedger: ReplicaLedger {
         }
         try insert(fresh)
         return (results, fresh)
+    }
+
+    /// Drops transactions that waited longer than the mempool's expiry; their status says `expired`.
+    func expire() {
+        let expired = mempool.expire(nowMs: now())
+        guard !expired.isEmpty else { return }
+        for entry in expired {
+            recordRejection(entry.id, VerificationError(code: "expired",
+                                                        message: "not decided within \(mempool.expiryMs / 1000) s; submit it again"))
+        }
+        metrics.mempoolSize.record(Int64(mempool.count))
+        logger.notice("expired pending transactions", metadata: ["count": "\(expired.count)"])
     }
 
     /// Puts admitted entries in the mempool, or refuses them all with `mempool_full` (the whole mempool, or the

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Synchronization
 import Logging
 import Metrics
@@ -40,13 +41,16 @@ public enum NodeRunner {
         let engine = try NodeEngine(
             consortium: node.consortium, validatorID: node.config.validator, validatorKey: node.validatorKey,
             dataDirectory: node.dataDirectory,
-            mempool: Mempool(transactionLimit: node.config.mempoolTransactionLimit, bytesLimit: node.config.mempoolBytesLimit),
+            mempool: Mempool(transactionLimit: node.config.mempoolTransactionLimit, bytesLimit: node.config.mempoolBytesLimit,
+                             expiryMs: node.config.limits.mempoolExpirySeconds &* 1_000),
             metrics: metrics, logger: logger)
         let address = try HostPort(node.config.apiListen)
         let api = API(engine: engine, bodyLimitBytes: node.config.apiBodyLimitBytes,
-                      batchLimit: node.config.apiBatchLimit)
+                      batchLimit: node.config.apiBatchLimit, limits: node.config.limits)
         let app = Application(router: api.router(),
-                              configuration: .init(address: .hostname(address.host, port: address.port), serverName: "xinlian"),
+                              server: .http1(configuration: .init(idleTimeout: .seconds(Int64(node.config.limits.idleTimeoutSeconds)))),
+                              configuration: .init(address: .hostname(address.host, port: address.port), serverName: "xinlian",
+                                                   availableConnectionsDelegate: MaximumAvailableConnections(node.config.limits.maxConnections)),
                               logger: logger)
         let status = await engine.status()
         logger.info("node starting", metadata: [

@@ -35,6 +35,8 @@ public struct ReportRoutes: Sendable {
 
     let engine: NodeEngine
     let now: @Sendable () -> UInt64
+    /// The reads limiter: a report query is a read.
+    let limiter: RateLimiter
 
     func add(to router: Router<BasicRequestContext>) {
         router.get("/v1/enterprises/:uscc/report") { request, context in
@@ -50,6 +52,12 @@ public struct ReportRoutes: Sendable {
     /// Regulators only, with a signed request (`SignedRequest`).
     func enterprises(_ request: Request) async throws -> Response {
         let requester = try await checkSignedRequest(request)
+        if let wait = limiter.take([requester: 1], nowMs: now()) {
+            let error = APIError(.tooManyRequests, "rate_limited", "too many reads from \(requester); retry later",
+                                 retryAfterSeconds: wait.isFinite ? max(1, Int(wait.rounded(.up))) : nil)
+            await engine.recordRefusal(Refusal(request, by: requester, error, nowMs: now()))
+            throw error
+        }
         guard engine.consortium.institutionRoles[requester]?.contains(.regulator) == true else {
             let refusal = APIError(.forbidden, "role_not_permitted", "only a regulator may list enterprises")
             await engine.recordRefusal(Refusal(request, by: requester, refusal, nowMs: now()))
@@ -87,6 +95,13 @@ public struct ReportRoutes: Sendable {
         default: throw APIError(.badRequest, "invalid_proof", "proof must be true or false")
         }
         let query = try signedQuery(request)
+        if let wait = limiter.take([query.body.reporter: 1], nowMs: now()) {
+            let error = APIError(.tooManyRequests, "rate_limited", "too many reads from \(query.body.reporter); retry later",
+                                 retryAfterSeconds: wait.isFinite ? max(1, Int(wait.rounded(.up))) : nil)
+            await engine.recordRefusal(Refusal(request, by: query.body.reporter, error, nowMs: now(), query: query,
+                                               suite: engine.consortium.suite))
+            throw error
+        }
         // From here the requester is known: every refusal is recorded durably before it is answered, and the
         // refused query cannot be replayed.
         let served: (material: ReportMaterial, id: Hash32)

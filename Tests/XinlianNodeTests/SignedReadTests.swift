@@ -135,3 +135,88 @@ struct RefusalTests {
         await engine.shutdown()
     }
 }
+
+/// Issue 9: per-institution rates, a cap on signature checks per request, and a mempool that forgets.
+@Suite("Fairness and limits")
+struct LimitTests {
+    @Test func readsAndSubmissionsAreRatedPerInstitution() async throws {
+        let node = try ReportNode()
+        defer { node.remove() }
+        try await node.commit([try node.registration()])
+        var limits = APILimits()
+        limits.readsPerSecond = 0.001
+        limits.readBurst = 2
+        limits.submissionsPerSecond = 0.001
+        limits.submissionBurst = 3
+        var api = API(engine: node.engine, limits: limits)
+        api.now = node.clock.closure
+        let app = Application(router: api.router())
+        func read(_ target: String, as institution: InstitutionID, at offset: UInt64) async throws -> TestResponse {
+            let headers = try signedRead(target, as: institution, key: node.keys[institution], chainID: node.consortium.chainID,
+                                         timeMs: node.clock.ms + offset)
+            return try await app.test(.router) { client in try await client.execute(uri: target, method: .get, headers: headers, body: nil) }
+        }
+        #expect(try await read("/v1/headers/1", as: "bank-b", at: 1).status == .ok)
+        #expect(try await read("/v1/headers/1", as: "bank-b", at: 2).status == .ok)
+        let third = try await read("/v1/headers/1", as: "bank-b", at: 3)
+        #expect(third.status == .tooManyRequests)
+        #expect(try errorCode(third) == "rate_limited")
+        #expect(third.headers[.retryAfter] != nil)
+        #expect(try await read("/v1/headers/1", as: "registry", at: 4).status == .ok, "another institution is untouched")
+
+        // Submissions: a batch above the burst is refused whole, before admission; another reporter still submits.
+        @Sendable func facility(_ n: Int, by reporter: InstitutionID) throws -> Transaction {
+            try node.sign(.facilityOpened, [
+                "facilityId": .string("F-\(n)"), "type": .string("loan"),
+                "amount": .object(["minor": .integer(100_000), "currency": .string("CNY")]),
+                "openedOn": .string(node.today.description), "maturesOn": .string(node.today.adding(days: 365).description),
+                "security": .string("unsecured"), "classification": .string("normal"),
+            ], by: reporter)
+        }
+        let flood = try (0..<4).map { try facility($0, by: "bank-b") }
+        let refused = try await app.test(.router) { client in
+            try await client.execute(uri: "/v1/transactions", method: .post, body: try submitBody(flood))
+        }
+        #expect(refused.status == .tooManyRequests)
+        #expect(try errorCode(refused) == "rate_limited")
+        #expect(await node.engine.status().mempoolSize == 0)
+        let other = try await app.test(.router) { client in
+            try await client.execute(uri: "/v1/transactions", method: .post, body: try submitBody([try facility(9, by: "bank-a")]))
+        }
+        #expect(other.status == .accepted)
+    }
+
+    /// A batch of forged signatures under a real reporter's id costs at most one group of verifications.
+    @Test func forgedBatchesStopAtTheFirstBadGroup() async throws {
+        let node = try ReportNode()
+        defer { node.remove() }
+        try await node.commit([try node.registration()])
+        let app = Application(router: node.api.router())
+        let good = try node.registration(ReportNode.guarantor, name: "担保公司")
+        let forged = (0..<500).map { n -> Transaction in
+            var body = good.body
+            body.nonce = UInt64(n)
+            return Transaction(body: body, signature: good.signature)
+        }
+        let response = try await app.test(.router) { client in
+            try await client.execute(uri: "/v1/transactions", method: .post, body: try submitBody(forged))
+        }
+        #expect(response.status == .badRequest)
+        let items = try #require(try decode(APIErrorBody.self, response.body).error.items)
+        #expect(items.count <= API.signatureCheckGroup, "\(items.count) signatures checked")
+        #expect(items.allSatisfy { $0.code == "bad_signature" })
+    }
+
+    @Test func transactionsNotDecidedInTimeExpire() throws {
+        var mempool = Mempool(expiryMs: 1_000)
+        let node = try ReportNode()
+        defer { node.remove() }
+        let transaction = try node.registration()
+        let id = transaction.id(node.consortium.suite)
+        mempool.insert(Mempool.Entry(id: id, transaction: transaction, sizeBytes: transaction.canonicalBytes.count, admittedMs: 5_000))
+        #expect(mempool.expire(nowMs: 6_000).isEmpty)
+        #expect(mempool.expire(nowMs: 6_001).map(\.id) == [id])
+        #expect(mempool.count == 0)
+        #expect(mempool.held(by: "registry").count == 0)
+    }
+}
