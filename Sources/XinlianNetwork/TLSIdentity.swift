@@ -91,6 +91,15 @@ public struct TLSIdentity: Sendable {
         return Array(SHA256.hash(data: spki)).hexString
     }
 
+    /// The node's HTTPS server configuration: TLS 1.2 or later with this certificate and key. Clients check the
+    /// certificate's key against genesis (the validator's `tlsKeySHA256`), not against a certificate authority.
+    public func apiServerConfiguration() throws -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: [.certificate(try sslCertificate())],
+                                                                     privateKey: .privateKey(try sslPrivateKey()))
+        configuration.minimumTLSVersion = .tlsv12
+        return configuration
+    }
+
     func sslCertificate() throws -> NIOSSLCertificate {
         try NIOSSLCertificate(bytes: Array(certificatePEM.utf8), format: .pem)
     }

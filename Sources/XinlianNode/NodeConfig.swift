@@ -36,6 +36,8 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var network: NetworkConfig
     /// Per-institution rates, connection limits and the mempool's expiry (`docs/operations.md`).
     public var limits: APILimits
+    /// Serve the API over plain HTTP instead of TLS (with the node's TLS identity). Off unless set explicitly.
+    public var apiPlainHTTP: Bool
 
     public init(validator: ValidatorID, apiListen: String, p2pListen: String) {
         self.validator = validator
@@ -55,12 +57,13 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         self.consensusTimeouts = ConsensusTimeouts()
         self.network = NetworkConfig()
         self.limits = APILimits()
+        self.apiPlainHTTP = false
     }
 
     private enum CodingKeys: String, CodingKey {
         case validator, genesisFile, dataDirectory, validatorKeyFile, apiListen, p2pListen, mempoolTransactionLimit,
              mempoolBytesLimit, apiBodyLimitBytes, apiBatchLimit, logLevel, tlsKeyFile, tlsCertificateFile, adminListen,
-             consensusTimeouts, network, limits
+             consensusTimeouts, network, limits, apiPlainHTTP
     }
 
     /// Keys added after the first release are optional, so older config files still load.
@@ -84,6 +87,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
             ?? ConsensusTimeouts()
         network = try container.decodeIfPresent(NetworkConfig.self, forKey: .network) ?? NetworkConfig()
         limits = try container.decodeIfPresent(APILimits.self, forKey: .limits) ?? APILimits()
+        apiPlainHTTP = try container.decodeIfPresent(Bool.self, forKey: .apiPlainHTTP) ?? false
         if let adminListen {
             let address = try HostPort(adminListen)
             guard ["127.0.0.1", "localhost", "::1", "[::1]"].contains(address.host) else {

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdCore
+import HummingbirdTLS
 import Synchronization
 import Logging
 import Metrics
@@ -32,7 +33,8 @@ public struct NodeHome: Sendable {
 /// Runs the node daemon until SIGTERM or SIGINT: the HTTP API, the replica and (with several validators) the peer
 /// network and the operator API, under one swift-service-lifecycle `ServiceGroup`.
 public enum NodeRunner {
-    public static func run(home: String, logger: Logger) async throws {
+    /// `plainHTTP` serves the API without TLS whatever the configuration says (`xinlian start --plain-http`).
+    public static func run(home: String, logger: Logger, plainHTTP: Bool = false) async throws {
         let node = try NodeHome(home: home)
         let metrics = NodeMetrics()
         // One node per process: libraries that report through swift-metrics' global system (the peer
@@ -47,24 +49,26 @@ public enum NodeRunner {
         let address = try HostPort(node.config.apiListen)
         let api = API(engine: engine, bodyLimitBytes: node.config.apiBodyLimitBytes,
                       batchLimit: node.config.apiBatchLimit, limits: node.config.limits)
+        let identity = try TLSIdentity.load(
+            keyPEMPath: NodeConfig.resolve(node.config.tlsKeyFile, home: home),
+            certificatePEMPath: NodeConfig.resolve(node.config.tlsCertificateFile, home: home))
+        let http = HTTPServerBuilder.http1(configuration: .init(idleTimeout: .seconds(Int64(node.config.limits.idleTimeoutSeconds))))
+        let plain = plainHTTP || node.config.apiPlainHTTP
         let app = Application(router: api.router(),
-                              server: .http1(configuration: .init(idleTimeout: .seconds(Int64(node.config.limits.idleTimeoutSeconds)))),
+                              server: plain ? http : try .tls(http, tlsConfiguration: identity.apiServerConfiguration()),
                               configuration: .init(address: .hostname(address.host, port: address.port), serverName: "xinlian",
                                                    availableConnectionsDelegate: MaximumAvailableConnections(node.config.limits.maxConnections)),
                               logger: logger)
         let status = await engine.status()
         logger.info("node starting", metadata: [
             "validator": "\(node.config.validator)", "chain": "\(status.chainId)", "height": "\(status.height)",
-            "api": "http://\(node.config.apiListen)",
+            "api": "\(plain ? "http" : "https")://\(node.config.apiListen)",
         ])
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
         if node.consortium.validators.members.count == 1 {
             // A consortium of one: the same replica, with nobody to talk to; its heights decide at once.
             try await engine.startConsensus(link: NoPeers(), timeouts: node.config.consensusTimeouts.config)
         } else {
-            let identity = try TLSIdentity.load(
-                keyPEMPath: NodeConfig.resolve(node.config.tlsKeyFile, home: home),
-                certificatePEMPath: NodeConfig.resolve(node.config.tlsCertificateFile, home: home))
             let network = try PeerNetwork(
                 consortium: node.consortium, local: node.config.validator, listen: node.config.p2pListen, identity: identity,
                 config: node.config.network, group: MultiThreadedEventLoopGroup.singleton, logger: logger,

@@ -61,19 +61,32 @@ struct NodeClient: Sendable {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: body))
         }
-        let response: HTTPClientResponse
-        do {
-            response = try await HTTPClient.shared.execute(request, timeout: timeout)
-        } catch {
-            throw CLIError("cannot reach \(baseURL): \(error)")
+        let status: Int
+        let data: Data
+        if let url = URL(string: baseURL + path), url.scheme == "https" {
+            var target = url.path.isEmpty ? "/" : url.path
+            if let query = url.query { target += "?" + query }
+            let reply = try await PinnedTLS.execute(host: url.host ?? "127.0.0.1", port: url.port ?? 443, method: method,
+                                                    target: target,
+                                                    headers: headers + (body == nil ? [] : [("Content-Type", "application/json")]),
+                                                    body: body, timeout: timeout,
+                                                    responseLimitBytes: Self.responseLimitBytes)
+            (status, data) = (reply.status, reply.body)
+        } else {
+            let response: HTTPClientResponse
+            do {
+                response = try await HTTPClient.shared.execute(request, timeout: timeout)
+            } catch {
+                throw CLIError("cannot reach \(baseURL): \(error)")
+            }
+            let bytes = try await response.body.collect(upTo: Self.responseLimitBytes)
+            (status, data) = (Int(response.status.code), Data(bytes.readableBytesView))
         }
-        let bytes = try await response.body.collect(upTo: Self.responseLimitBytes)
-        let data = Data(bytes.readableBytesView)
-        guard (200..<300).contains(Int(response.status.code)) else {
+        guard (200..<300).contains(status) else {
             if let failure = try? JSONDecoder().decode(APIErrorBody.self, from: data) {
                 throw CLIError("\(failure.error.code): \(failure.error.message)")
             }
-            throw CLIError("HTTP \(response.status.code) from \(baseURL + path)")
+            throw CLIError("HTTP \(status) from \(baseURL + path)")
         }
         do { return try JSONDecoder().decode(T.self, from: data) } catch {
             throw CLIError("unexpected response from \(baseURL + path): \(error)")

@@ -24,16 +24,18 @@ struct Testnet: AsyncParsableCommand {
     @Option(help: "First peer-to-peer port; node i listens on port + i.") var p2pPort: Int = 26600
     @Option(help: "First loopback operator-API port; node i listens on port + i.") var adminPort: Int = 8700
     @Option(help: "Empty heartbeat block interval in milliseconds (0: none).") var heartbeatMs: UInt64 = 0
+    @Flag(help: "Configure the nodes to serve their API over plain HTTP instead of TLS.") var plainHTTP = false
 
     func run() async throws {
         try await reportingErrors {
             guard (1...100).contains(validators) else { throw CLIError("--validators must be between 1 and 100") }
             let plan = TestnetPlan(validators: validators, suite: suite, chainID: try Name(chainId),
-                                       apiPort: apiPort, p2pPort: p2pPort, adminPort: adminPort, heartbeatMs: heartbeatMs)
+                                   apiPort: apiPort, p2pPort: p2pPort, adminPort: adminPort, heartbeatMs: heartbeatMs,
+                                   plainHTTP: plainHTTP)
             try plan.write(to: output)
             print("wrote \(output)/genesis.json, \(validators) node home(s) and \(TestnetPlan.sampleInstitutions.count) institution keys")
             for index in 0..<validators {
-                print("node\(index)  \(output)/node\(index)  http://127.0.0.1:\(apiPort + index)")
+                print("node\(index)  \(output)/node\(index)  \(plainHTTP ? "http" : "https")://127.0.0.1:\(apiPort + index)")
             }
         }
     }
@@ -57,6 +59,7 @@ struct TestnetPlan {
     let p2pPort: Int
     let adminPort: Int
     let heartbeatMs: UInt64
+    var plainHTTP = false
 
     func write(to output: String) throws {
         let manager = FileManager.default
@@ -82,6 +85,7 @@ struct TestnetPlan {
             var config = NodeConfig(validator: id, apiListen: "127.0.0.1:\(apiPort + index)",
                                     p2pListen: "127.0.0.1:\(p2pPort + index)")
             config.adminListen = "127.0.0.1:\(adminPort + index)"
+            config.apiPlainHTTP = plainHTTP
             try config.write(home: home)
             let tls = try TLSIdentity.generate(commonName: id.value)
             try tls.write(keyPEMPath: home + "/" + config.tlsKeyFile, certificatePEMPath: home + "/" + config.tlsCertificateFile)
@@ -147,6 +151,7 @@ struct Start: AsyncParsableCommand {
             Help.example("xinlian start --home .cluster/node0")))
 
     @Option(help: "Node home directory.") var home: String
+    @Flag(help: "Serve the API over plain HTTP instead of TLS (only on a trusted network).") var plainHTTP = false
 
     func run() async throws {
         try await reportingErrors {
@@ -159,7 +164,7 @@ struct Start: AsyncParsableCommand {
             }
             var logger = Logger(label: "xinlian")
             logger.logLevel = level
-            try await NodeRunner.run(home: home, logger: logger)
+            try await NodeRunner.run(home: home, logger: logger, plainHTTP: plainHTTP)
         }
     }
 }

@@ -91,7 +91,7 @@ struct ConsortiumProcessTests {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("xinlian-bft-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: root) }
         let api = try freePortRun(4), p2p = try freePortRun(4), admin = try freePortRun(4)
-        let testnet = try CLI.run(["testnet", "--validators", "4", "--output", root, "--api-port", String(api),
+        let testnet = try CLI.run(["testnet", "--validators", "4", "--output", root, "--api-port", String(api), "--plain-http",
                                    "--p2p-port", String(p2p), "--admin-port", String(admin)])
         try #require(testnet.status == 0, "\(testnet.stderr)")
         var cluster = Cluster(root: root, apiBase: api, processes: [])

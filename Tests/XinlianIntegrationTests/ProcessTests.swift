@@ -64,7 +64,7 @@ struct CLI {
     }
 
     /// Runs to completion; output goes through files so a large output cannot block the child.
-    static func run(_ arguments: [String], stdin: String? = nil) throws -> Output {
+    static func run(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Output {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("xinlian-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -74,6 +74,9 @@ struct CLI {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try binary)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.standardOutput = try FileHandle(forWritingTo: out)
         process.standardError = try FileHandle(forWritingTo: err)
         let input = Pipe()
@@ -151,7 +154,7 @@ struct ProcessTests {
         defer { try? FileManager.default.removeItem(atPath: root) }
         let port = try freePort()
         let url = "http://127.0.0.1:\(port)"
-        let testnet = try CLI.run(["testnet", "--validators", "1", "--output", root, "--api-port", String(port),
+        let testnet = try CLI.run(["testnet", "--validators", "1", "--output", root, "--api-port", String(port), "--plain-http",
                                    "--admin-port", String(try freePort())])
         try #require(testnet.status == 0, "\(testnet.stderr)")
         let home = root + "/node0"
