@@ -85,6 +85,12 @@ struct OutputFile {
     static func create(_ path: String) throws(AuditFault) -> OutputFile {
         let descriptor = retryingOpen(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, fileMode)
         guard descriptor >= 0 else { throw ioFault("open", path: path, errno: errno) }
+        // An existing file keeps its mode through O_TRUNC: set it, before anything is written.
+        guard fchmod(descriptor, fileMode) == 0 else {
+            let code = errno
+            _ = posixClose(descriptor)
+            throw ioFault("fchmod", path: path, errno: code)
+        }
         return OutputFile(descriptor: descriptor, path: path)
     }
 

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Hummingbird
 import Logging
@@ -56,7 +57,8 @@ public struct API: Sendable {
     /// Charges `costs` to the institutions' buckets of `limiter`, or refuses with `429 rate_limited`.
     func charge(_ limiter: RateLimiter, _ costs: [InstitutionID: Double], what: String) throws {
         guard let wait = limiter.take(costs, nowMs: now()) else { return }
-        let seconds = wait.isFinite ? max(1, Int(wait.rounded(.up))) : nil
+        engine.metrics.rateLimited.increment()
+        let seconds = RateLimiter.retryAfterSeconds(wait)
         throw APIError(.tooManyRequests, "rate_limited",
                        seconds.map { "too many \(what) from \(costs.keys.map(\.value).sorted().joined(separator: ", ")); retry in \($0) s" }
                            ?? "this request asks for more \(what) than the node allows at once; split it",
@@ -99,10 +101,8 @@ public struct API: Sendable {
     func reader(of request: Request) async throws -> (institution: InstitutionID, scope: RequestAuthenticator.Scope) {
         let authenticator = RequestAuthenticator(engine: engine, now: now)
         let institution = try await authenticator.institution(of: request)
-        do { try charge(reads, [institution: 1], what: "reads") } catch let error as APIError {
-            await engine.recordRefusal(Refusal(request, by: institution, error, nowMs: now()))
-            throw error
-        }
+        // Over its rate: refused and counted, not recorded one by one (a flood must not become a flood of fsyncs).
+        try charge(reads, [institution: 1], what: "reads")
         let scope = authenticator.scope(of: institution)
         if case .wholeLedger(let reason) = scope {
             // An auditor's, a regulator's or a validator operator's read of ledger contents is an access to
@@ -160,11 +160,12 @@ public struct API: Sendable {
         guard !submitted.transactions.isEmpty, submitted.transactions.count <= batchLimit else {
             throw APIError(.badRequest, "invalid_batch", "send between 1 and \(batchLimit) transactions")
         }
-        let transactions = try await decodeAndCheck(submitted.transactions)
-        // Every signature verified: the reporters are who they say, and each is charged for its own statements.
+        let (transactions, fresh) = try await decodeAndCheck(submitted.transactions)
+        // Every new signature verified: the reporters are who they say, and each is charged for its own new
+        // statements (re-posting someone's committed statements costs them nothing and the node no verification).
         var counts: [InstitutionID: Double] = [:]
-        for transaction in transactions { counts[transaction.body.reporter, default: 0] += 1 }
-        try charge(submissions, counts, what: "transactions")
+        for transaction in fresh { counts[transaction.body.reporter, default: 0] += 1 }
+        if !counts.isEmpty { try charge(submissions, counts, what: "transactions") }
         let admissions: [Admission]
         do { admissions = try await engine.admit(transactions) } catch {
             throw APIError(.serviceUnavailable, error.code, error.message)
@@ -187,9 +188,14 @@ public struct API: Sendable {
         return try API.json(SubmitResponse(results: items), status: .accepted)
     }
 
-    /// Decodes and checks every transaction (signatures verified concurrently); any failure refuses the whole batch.
-    func decodeAndCheck(_ encoded: [String]) async throws -> [Transaction] {
+    /// Decodes every transaction and checks those this node does not already hold (pending or committed: their
+    /// signatures were verified when they were first admitted), signatures verified concurrently in groups; any
+    /// failure refuses the whole batch. Returns all of them, and the ones that were new.
+    func decodeAndCheck(_ encoded: [String]) async throws -> (all: [Transaction], fresh: [Transaction]) {
         let engine = engine
+        let suite = engine.consortium.suite
+        let decoded = encoded.map(Self.decoded)
+        let known = await engine.knownTransactions(decoded.compactMap { $0?.id(suite) })
         // In groups: a batch stops at the first group holding a failure, so forged signatures under a real
         // reporter's id cost at most one group of verifications.
         var outcomes: [(Int, Result<Transaction, APIErrorBody.ItemError>)] = []
@@ -197,7 +203,11 @@ public struct API: Sendable {
             let group = Array(encoded.enumerated())[start..<min(start + Self.signatureCheckGroup, encoded.count)]
             let checked = await withTaskGroup(of: (Int, Result<Transaction, APIErrorBody.ItemError>).self) { tasks in
                 for (index, text) in group {
-                    tasks.addTask { (index, API.checkOne(text, index: index, engine: engine)) }
+                    if let transaction = decoded[index], known.contains(transaction.id(suite)) {
+                        tasks.addTask { (index, .success(transaction)) }
+                    } else {
+                        tasks.addTask { (index, API.checkOne(text, index: index, engine: engine)) }
+                    }
                 }
                 var results: [(Int, Result<Transaction, APIErrorBody.ItemError>)] = []
                 for await outcome in tasks { results.append(outcome) }
@@ -214,7 +224,12 @@ public struct API: Sendable {
             case .failure(let failure): failures.append(failure)
             }
         }
-        guard let first = failures.first else { return transactions }
+        guard let first = failures.first else {
+            let fresh = zip(decoded, transactions).filter { decoded, transaction in
+                !known.contains(transaction.id(suite)) || decoded == nil
+            }.map(\.1)
+            return (transactions, fresh)
+        }
         // Remember a refusal only once the reporter's signature verified: anyone could otherwise post a
         // real transaction's body with a bad signature and have it reported as rejected.
         for failure in failures where Self.codesAfterSignature.contains(failure.code) {

@@ -6,6 +6,9 @@ import XinlianStorage
 /// A refused request from an institution that proved who it is, as regulators and auditors read them
 /// (`GET /v1/refusals`).
 public struct Refusal: Codable, Sendable, Equatable {
+    /// Characters kept of the target and of the message.
+    public static let textLimit = 512
+
     /// Position in this node's refusal record, from 1.
     public var sequence: UInt64
     public var timeMs: UInt64
@@ -47,14 +50,18 @@ final class AccessRecords {
     private(set) var recent: [Refusal] = []
     private(set) var lastSequence: UInt64 = 0
     private var refusedQueries: [Hash32: UInt64] = [:]
+    private var refusedQueriesAfterSweep = 1_024
     private var usedRequests: [Hash32: UInt64] = [:]
+    /// The used-request file's size after its last compaction: it is compacted again at twice that.
+    private var requestFileCompactedBytes = 0
 
-    /// Refusals kept in memory for the endpoint.
-    static let memoryLimit = 100_000
+    /// Refusals kept in memory for the endpoint (the file keeps them all).
+    static let memoryLimit = 10_000
     /// How long a signed request or query stays valid: its time may be up to the skew either side of the clock.
     static let validityMs = 2 * TransactionRules.clockSkewLimitMs
-    /// Bytes of the used-request file past which it is rewritten without the expired entries.
-    static let requestFileCompactionBytes = 4 * 1024 * 1024
+    /// The used-request file is rewritten without the expired entries when it has doubled since its last
+    /// compaction, and never below this size.
+    static let requestFileCompactionBytes = 1024 * 1024
     static let recordLimit = 64 * 1024
 
     init(dataDirectory: String, nowMs: UInt64) throws {
@@ -94,10 +101,15 @@ final class AccessRecords {
 
     private func remember(_ refusal: Refusal, nowMs: UInt64) {
         recent.append(refusal)
-        if recent.count > Self.memoryLimit { recent.removeFirst(recent.count - Self.memoryLimit) }
+        // Trimmed in halves, so that keeping the newest costs O(1) a refusal.
+        if recent.count >= 2 * Self.memoryLimit { recent.removeFirst(recent.count - Self.memoryLimit) }
         if let text = refusal.query, let id = Hash32(hex: text), refusal.judged {
             let expires = refusal.timeMs &+ Self.validityMs
             if expires > nowMs { refusedQueries[id] = expires }
+            if refusedQueries.count >= 2 * refusedQueriesAfterSweep {
+                refusedQueries = refusedQueries.filter { $0.value > nowMs }
+                refusedQueriesAfterSweep = max(1_024, refusedQueries.count)
+            }
         }
     }
 
@@ -121,7 +133,7 @@ final class AccessRecords {
         var record = digest.bytes
         for shift in stride(from: 56, through: 0, by: -8) { record.append(UInt8(truncatingIfNeeded: expiresMs >> UInt64(shift))) }
         try requestFile.append(record, sync: false)
-        if requestFile.sizeBytes > Self.requestFileCompactionBytes {
+        if requestFile.sizeBytes > max(Self.requestFileCompactionBytes, 2 * requestFileCompactedBytes) {
             usedRequests = usedRequests.filter { $0.value > nowMs }
             try compactRequests()
         }
@@ -135,6 +147,7 @@ final class AccessRecords {
             return record
         }
         try requestFile.rewrite(records)
+        requestFileCompactedBytes = requestFile.sizeBytes
     }
 
     func close() {

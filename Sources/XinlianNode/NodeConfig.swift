@@ -119,8 +119,8 @@ public struct APILimits: Codable, Sendable, Equatable {
     public var submissionsPerSecond: Double = 5_000
     public var submissionBurst: Double = 20_000
     /// Signed reads and report queries per second one institution may make, and the burst.
-    public var readsPerSecond: Double = 20
-    public var readBurst: Double = 200
+    public var readsPerSecond: Double = 100
+    public var readBurst: Double = 1_000
     /// Open HTTP connections at once, all callers together; past it, new connections wait.
     public var maxConnections: Int = 1_024
     /// Seconds an idle HTTP connection is kept open.

@@ -148,6 +148,17 @@ public actor NodeEngine {
 
     var mempool: Mempool { ledger.mempool }
 
+    /// Which of `ids` are pending or committed here.
+    public func knownTransactions(_ ids: [Hash32]) -> Set<Hash32> {
+        Set(ids.filter { ledger.mempool.contains($0) || ((try? store.contains($0)) ?? false) })
+    }
+
+    /// Whether the transaction `id` is committed, and the height, read together.
+    func commitState(of id: Hash32) -> (committed: Bool, height: UInt64) {
+        if case .committed = ledger.stateOf(id) { return (true, store.height) }
+        return (false, store.height)
+    }
+
     /// A pending transaction, if this node holds it.
     public func pendingTransaction(_ id: Hash32) -> Transaction? { ledger.mempool.transaction(id) }
 

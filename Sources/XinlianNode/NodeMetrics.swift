@@ -17,6 +17,7 @@ public final class NodeMetrics: Sendable {
     let blocksSynced: CoreMetrics.Counter
     let peersDropped: CoreMetrics.Counter
     let refusals: CoreMetrics.Counter
+    let rateLimited: CoreMetrics.Counter
 
     public init() {
         let registry = PrometheusCollectorRegistry()
@@ -29,6 +30,7 @@ public final class NodeMetrics: Sendable {
         commitLatency = Metrics.Timer(label: "xinlian_commit_latency_seconds", factory: factory)
         consensusRound = CoreMetrics.Gauge(label: "xinlian_consensus_round", factory: factory)
         refusals = CoreMetrics.Counter(label: "xinlian_requests_refused_total", factory: factory)
+        rateLimited = CoreMetrics.Counter(label: "xinlian_requests_rate_limited_total", factory: factory)
         peersConnected = CoreMetrics.Gauge(label: "xinlian_peers_connected", factory: factory)
         evidence = CoreMetrics.Counter(label: "xinlian_equivocations_total", factory: factory)
         blocksSynced = CoreMetrics.Counter(label: "xinlian_blocks_synced_total", factory: factory)

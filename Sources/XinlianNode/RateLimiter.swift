@@ -8,9 +8,15 @@ public final class RateLimiter: Sendable {
     public let burst: Double
     private let buckets = Mutex<[InstitutionID: (tokens: Double, atMs: UInt64)]>([:])
 
+    /// `Retry-After` for a wait of `seconds` (nil when waiting cannot help), clamped to a day.
+    public static func retryAfterSeconds(_ seconds: Double) -> Int? {
+        guard seconds.isFinite, seconds >= 0 else { return nil }
+        return Int(min(86_400, max(1, seconds.rounded(.up))))
+    }
+
     public init(rate: Double, burst: Double) {
-        self.rate = max(0, rate)
-        self.burst = max(1, burst)
+        self.rate = rate.isFinite ? max(0, rate) : 0
+        self.burst = burst.isFinite ? max(1, burst) : 1
     }
 
     /// Takes `cost` tokens from each institution's bucket, all or none. Returns nil when taken, else the seconds

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -53,10 +54,9 @@ public struct ReportRoutes: Sendable {
     func enterprises(_ request: Request) async throws -> Response {
         let requester = try await checkSignedRequest(request)
         if let wait = limiter.take([requester: 1], nowMs: now()) {
-            let error = APIError(.tooManyRequests, "rate_limited", "too many reads from \(requester); retry later",
-                                 retryAfterSeconds: wait.isFinite ? max(1, Int(wait.rounded(.up))) : nil)
-            await engine.recordRefusal(Refusal(request, by: requester, error, nowMs: now()))
-            throw error
+            engine.metrics.rateLimited.increment()
+            throw APIError(.tooManyRequests, "rate_limited", "too many reads from \(requester); retry later",
+                           retryAfterSeconds: RateLimiter.retryAfterSeconds(wait))
         }
         guard engine.consortium.institutionRoles[requester]?.contains(.regulator) == true else {
             let refusal = APIError(.forbidden, "role_not_permitted", "only a regulator may list enterprises")
@@ -95,18 +95,21 @@ public struct ReportRoutes: Sendable {
         default: throw APIError(.badRequest, "invalid_proof", "proof must be true or false")
         }
         let query = try signedQuery(request)
-        if let wait = limiter.take([query.body.reporter: 1], nowMs: now()) {
-            let error = APIError(.tooManyRequests, "rate_limited", "too many reads from \(query.body.reporter); retry later",
-                                 retryAfterSeconds: wait.isFinite ? max(1, Int(wait.rounded(.up))) : nil)
-            await engine.recordRefusal(Refusal(request, by: query.body.reporter, error, nowMs: now(), query: query,
-                                               suite: engine.consortium.suite))
-            throw error
+        let record = try checkQuery(query, subject: subject, purpose: purpose)
+        // A query already used or refused is answered without reading anything, charging anyone or recording a
+        // refusal: whoever replays a signed query need not be the institution that signed it.
+        guard await engine.isFirstUse(query: query.id(engine.consortium.suite)) else {
+            throw APIError(.conflict, "query_replayed", "this signed query was already used or refused; sign a new one (fresh nonce)")
         }
-        // From here the requester is known: every refusal is recorded durably before it is answered, and the
-        // refused query cannot be replayed.
+        if let wait = limiter.take([query.body.reporter: 1], nowMs: now()) {
+            engine.metrics.rateLimited.increment()
+            throw APIError(.tooManyRequests, "rate_limited", "too many reads from \(query.body.reporter); retry later",
+                           retryAfterSeconds: RateLimiter.retryAfterSeconds(wait))
+        }
+        // From here the query is fresh and used for the first time: a refusal is recorded durably before it is
+        // answered, and a query refused for consent or role cannot be tried again.
         let served: (material: ReportMaterial, id: Hash32)
         do {
-            let record = try checkQuery(query, subject: subject, purpose: purpose)
             if withProof, record.reportHeight == 0 {
                 throw APIError(.conflict, "nothing_committed", "there is no block to prove a report against yet")
             }

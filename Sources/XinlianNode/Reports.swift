@@ -118,13 +118,23 @@ extension NodeEngine {
         return (try reportMaterial(subject: subject, height: record.reportHeight), id)
     }
 
+    /// Whether the signed query `id` was never seen here (neither pending, committed nor refused).
+    func isFirstUse(query id: Hash32) -> Bool {
+        switch stateOf(id) {
+        case .pending, .committed: false
+        case .rejected, .unknown: !wasRefused(query: id)
+        }
+    }
+
     /// Returns once `id` is committed, or false after `timeoutMs` (or when the waiting task is cancelled).
     public nonisolated func waitUntilCommitted(_ id: Hash32, timeoutMs: UInt64) async -> Bool {
         await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 while !Task.isCancelled {
-                    if case .committed = await self.stateOf(id) { return true }
-                    await self.waitUntilHeight(await self.height + 1)
+                    // State and height in one step: a commit between two reads would wait for a block too many.
+                    let (committed, height) = await self.commitState(of: id)
+                    if committed { return true }
+                    await self.waitUntilHeight(height + 1)
                 }
                 return false
             }

@@ -102,10 +102,9 @@ struct RequestAuthenticator: Sendable {
             throw APIError(.badRequest, "request_not_fresh",
                            "the signed request's time must be within \(NodeEngine.clockSkewLimitMs / 1000) s of the node's clock")
         }
+        // A replay is refused but not recorded against the institution: whoever replays it need not be the signer.
         guard try await engine.useSignedRequest(signed.signature, timeMs: signed.timeMs) else {
-            let refusal = APIError(.conflict, "request_replayed", "this signed request was already used; sign it again (a new time)")
-            await engine.recordRefusal(Refusal(request, by: signed.institution, refusal, nowMs: now()))
-            throw refusal
+            throw APIError(.conflict, "request_replayed", "this signed request was already used; sign it again (a new time)")
         }
         return signed.institution
     }
@@ -123,8 +122,9 @@ extension Refusal {
     init(_ request: Request, by institution: InstitutionID, _ error: APIError, nowMs: UInt64, query: Transaction? = nil,
          suite: CryptoSuite? = nil) {
         self.init(sequence: 0, timeMs: nowMs, institution: institution.value,
-                  target: "\(request.method.rawValue) \(request.head.path ?? "")", code: error.body.error.code,
-                  message: error.body.error.message, query: suite.flatMap { query?.id($0).hex },
+                  target: String("\(request.method.rawValue) \(request.head.path ?? "")".prefix(Self.textLimit)),
+                  code: error.body.error.code,
+                  message: String(error.body.error.message.prefix(Self.textLimit)), query: suite.flatMap { query?.id($0).hex },
                   subject: query?.body.subject?.code, purpose: nil)
     }
 }

@@ -8,13 +8,21 @@ public enum FileProtection {
     public static let fileMode: mode_t = 0o600
     public static let directoryMode: mode_t = 0o700
 
-    /// Sets `directory` and everything under it to the modes above (symbolic links are left alone).
+    /// What a node keeps in its data directory; only these are tightened (a data directory pointed by mistake at
+    /// a directory holding other things does not have those changed).
+    static let nodeEntries = ["blocks", "index.sqlite", "index.sqlite-wal", "index.sqlite-shm", "consensus.journal",
+                              "signer-state.json", "refusals.records", "requests.records", "LOCK"]
+
+    /// Sets `directory`, the node's own entries in it and everything under `blocks/` to the modes above (symbolic
+    /// links are left alone).
     public static func restrict(_ directory: String) throws {
         let files = FileManager.default
         try files.setAttributes([.posixPermissions: Int(directoryMode)], ofItemAtPath: directory)
-        guard let walker = files.enumerator(atPath: directory) else { return }
-        while let relative = walker.nextObject() as? String {
-            let path = directory + "/" + relative
+        var paths = nodeEntries.map { directory + "/" + $0 }.filter { files.fileExists(atPath: $0) }
+        if let blocks = try? files.contentsOfDirectory(atPath: directory + "/blocks") {
+            paths += blocks.map { directory + "/blocks/" + $0 }
+        }
+        for path in paths {
             let attributes = try files.attributesOfItem(atPath: path)
             switch attributes[.type] as? FileAttributeType {
             case .typeDirectory?:

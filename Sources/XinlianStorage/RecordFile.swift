@@ -10,6 +10,9 @@ import Darwin
 /// cut off and the intact records are returned; a write that fails is truncated back, as in the consensus journal.
 public final class RecordFile {
     public let path: String
+    /// The largest record written or read back; a longer one is refused, never written (it would cut the file
+    /// at its position on the next open).
+    public let recordLimit: Int
     private var file: PosixFile?
     public private(set) var sizeBytes: Int
 
@@ -25,15 +28,16 @@ public final class RecordFile {
                 try file.truncate(to: UInt64(end))
                 try file.sync()
             }
-            return (RecordFile(path: path, file: file, size: end), records)
+            return (RecordFile(path: path, file: file, size: end, recordLimit: recordLimit), records)
         } catch {
             file.close()
             throw error
         }
     }
 
-    private init(path: String, file: PosixFile, size: Int) {
+    private init(path: String, file: PosixFile, size: Int, recordLimit: Int) {
         self.path = path
+        self.recordLimit = recordLimit
         self.file = file
         self.sizeBytes = size
     }
@@ -41,6 +45,10 @@ public final class RecordFile {
     /// Appends one record; with `sync` it is durable when this returns.
     public func append(_ payload: [UInt8], sync: Bool) throws {
         guard let file else { throw StorageError.closed }
+        guard payload.count <= recordLimit else {
+            throw StorageError.corrupt(file: path, offset: UInt64(sizeBytes),
+                                       reason: "record of \(payload.count) bytes is over the \(recordLimit)-byte limit; not written")
+        }
         let frame = SegmentLayout.frame(payload)
         do {
             try file.write(frame, at: UInt64(sizeBytes))

@@ -1,5 +1,10 @@
 import ArgumentParser
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NIOCore
 import XinlianCore
 import XinlianCredit
@@ -61,11 +66,8 @@ struct Report: AsyncParsableCommand {
             if let save {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-                // A report is personal credit data: readable by its owner only.
-                guard FileManager.default.createFile(atPath: save, contents: try encoder.encode(response),
-                                                     attributes: [.posixPermissions: 0o600]) else {
-                    throw CLIError("cannot write \(save)")
-                }
+                // A report is personal credit data: readable by its owner only, from the first byte.
+                try writePrivateFile(save, try encoder.encode(response))
             }
             // Written unbuffered and ending with a newline (print's buffer is flushed only at exit when standard output
             // is a pipe or a file), so the report comes whole, before the query-record line on standard error, however
@@ -259,4 +261,15 @@ struct Sample: ParsableCommand {
         }
         FileHandle.standardOutput.write(Data(output.utf8))
     }
+}
+
+/// Writes `data` to `path` readable by its owner only: created (or truncated) with mode 0600, and the mode set
+/// again before anything is written (an existing file keeps its old mode through truncation).
+func writePrivateFile(_ path: String, _ data: Data) throws {
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    guard descriptor >= 0 else { throw CLIError("cannot write \(path): \(String(cString: strerror(errno)))") }
+    let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+    guard fchmod(descriptor, 0o600) == 0 else { throw CLIError("cannot restrict \(path): \(String(cString: strerror(errno)))") }
+    try handle.write(contentsOf: data)
+    try handle.synchronize()
 }

@@ -39,6 +39,8 @@ import XinlianStorage
         #expect(!FileManager.default.fileExists(atPath: export + ExportFile.partialSuffix))
 
         let again = scratch.sub("again.xlnexp")
+        // Written over an existing world-readable file, the export still ends up owner-only.
+        _ = FileManager.default.createFile(atPath: again, contents: Data([1]), attributes: [.posixPermissions: 0o644])
         _ = try ExportFile.write(dataDirectory: data, consortium: fixture.consortium, to: again)
         // An export holds every statement: readable by its owner only.
         #expect(try FileManager.default.attributesOfItem(atPath: again)[.posixPermissions] as? Int == 0o600)
