@@ -303,16 +303,19 @@ public struct Replica {
         return core.holds(message)
     }
 
-    /// What a peer may have missed: proposals and votes held for the current height in the current and the
-    /// previous round (older rounds cannot change the outcome once a later round has a quorum; the core's
-    /// round-skip rule brings a lagging peer forward).
+    /// What a peer may have missed: every vote held for the current height (small, and the proof of lock a
+    /// proposal names may be in any round the core keeps), and the proposals (which carry blocks) of the current
+    /// and the previous round and of this replica's valid round. Re-sending only the last two rounds' votes let a
+    /// lock split outlast every round: nodes locked on a value proposed with its proof-of-lock round never received
+    /// that round's prevotes once the network healed (the simulator's `voteFlooder`, seed 106974).
     func heldForGossip() -> [ConsensusMessage] {
         guard core.phase == .running else { return [] }
         let oldest = core.round > 0 ? core.round - 1 : 0
+        let valid = core.status.validRound
         return core.heldMessages.filter { message in
             switch message {
-            case .proposal(let signed, _): signed.proposal.round >= oldest
-            case .vote(let signed): signed.vote.round >= oldest
+            case .proposal(let signed, _): signed.proposal.round >= oldest || signed.proposal.round == valid
+            case .vote: true
             }
         }
     }

@@ -85,6 +85,16 @@ struct SimulationTests {
         }
     }
 
+    /// Found by a 10,000-seed run: a flooder's votes and the faults split the honest validators' locks, and the
+    /// replica re-sent only the last two rounds' votes, so the proof-of-lock round's prevotes never reached the
+    /// nodes that lacked them; rounds climbed for ever. The replica now re-sends every vote it holds.
+    @Test("a lock split heals once every held vote is re-gossiped (voteFlooder, seed 106974)")
+    func lockSplitHeals() throws {
+        try runSeeds(106_974..<106_975) { seed in
+            SimulationConfig(seed: seed, validators: 4, byzantine: [.voteFlooder])
+        }
+    }
+
     @Test("double voting is caught as evidence against the double voter only")
     func evidenceIsReported() throws {
         let result = try Simulation(configuration: SimulationConfig(seed: 7, validators: 4, byzantine: [.doubleVoter],
