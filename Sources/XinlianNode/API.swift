@@ -38,16 +38,26 @@ public struct API: Sendable {
     public var now: @Sendable () -> UInt64 = NodeEngine.wallClockMs
 
     /// Per-institution rates (``APILimits``).
-    public let submissions: RateLimiter
-    public let reads: RateLimiter
+    public let submissions: RateLimiter<InstitutionID>
+    public let reads: RateLimiter<InstitutionID>
+    /// Per client address, for requests that fail to authenticate (``ClientBudget``).
+    public let failedAuthentications: RateLimiter<ClientAddress>
+    /// Client addresses with a budget remembered at once.
+    public static let clientAddressLimit = 65_536
+
+    /// Whether `/metrics` is served here (else only on the operator API).
+    public let publicMetrics: Bool
 
     public init(engine: NodeEngine, bodyLimitBytes: Int = 8 * 1024 * 1024, batchLimit: Int = 5_000,
-                limits: APILimits = APILimits()) {
+                limits: APILimits = APILimits(), publicMetrics: Bool = true) {
         self.engine = engine
+        self.publicMetrics = publicMetrics
         self.bodyLimitBytes = bodyLimitBytes
         self.batchLimit = batchLimit
         submissions = RateLimiter(rate: limits.submissionsPerSecond, burst: limits.submissionBurst)
         reads = RateLimiter(rate: limits.readsPerSecond, burst: limits.readBurst)
+        failedAuthentications = RateLimiter(rate: limits.failedAuthenticationsPerSecond,
+                                            burst: limits.failedAuthenticationBurst, keyLimit: Self.clientAddressLimit)
     }
 
     /// Signatures checked together; a batch stops at the first group with a bad one, so a batch of forgeries costs
@@ -55,25 +65,32 @@ public struct API: Sendable {
     public static let signatureCheckGroup = 64
 
     /// Charges `costs` to the institutions' buckets of `limiter`, or refuses with `429 rate_limited`.
-    func charge(_ limiter: RateLimiter, _ costs: [InstitutionID: Double], what: String) throws {
+    func charge(_ limiter: RateLimiter<InstitutionID>, _ costs: [InstitutionID: Double], what: String) throws {
         guard let wait = limiter.take(costs, nowMs: now()) else { return }
         engine.metrics.rateLimited.increment()
-        let seconds = RateLimiter.retryAfterSeconds(wait)
+        let seconds = RetryAfter.seconds(wait)
         throw APIError(.tooManyRequests, "rate_limited",
                        seconds.map { "too many \(what) from \(costs.keys.map(\.value).sorted().joined(separator: ", ")); retry in \($0) s" }
                            ?? "this request asks for more \(what) than the node allows at once; split it",
                        retryAfterSeconds: seconds)
     }
 
-    public func router() -> Router<BasicRequestContext> {
-        let router = Router()
+    public func router() -> Router<APIRequestContext> {
+        let router = Router(context: APIRequestContext.self)
         router.add(middleware: JSONErrorMiddleware())
+        router.add(middleware: ClientBudget(limiter: failedAuthentications, metrics: engine.metrics, now: now))
         router.get("/v1/status") { _, _ in try API.json(await engine.status()) }
         router.post("/v1/transactions") { request, _ in try await submit(request) }
         router.get("/v1/transactions/:id") { request, context in
             let reader = try await reader(of: request)
             return try await refusing(request, reader.institution) {
                 try await transactionStatus(context.parameters.require("id"), reader: reader)
+            }
+        }
+        router.get("/v1/transactions/:id/proof") { request, context in
+            let reader = try await reader(of: request)
+            return try await refusing(request, reader.institution) {
+                try await proof(context.parameters.require("id"), reader: reader)
             }
         }
         router.get("/v1/blocks/:height") { request, context in
@@ -88,9 +105,8 @@ public struct API: Sendable {
         }
         router.get("/v1/refusals") { request, _ in try await refusals(request) }
         ReportRoutes(engine: engine, now: now, limiter: reads).add(to: router)
-        router.get("/metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                     body: .init(byteBuffer: ByteBuffer(bytes: engine.metrics.render())))
+        if publicMetrics {
+            router.get("/metrics") { _, _ in API.metrics(engine) }
         }
         return router
     }
@@ -303,6 +319,24 @@ public struct API: Sendable {
         }
     }
 
+    /// `GET /v1/transactions/{id}/proof`: any institution's signed read. The proof carries the transaction only for
+    /// those who may read it (its reporter, whole-ledger readers); anyone else gets the proof without the payload,
+    /// which ties the leaf to the transaction only for whoever already holds the transaction's bytes.
+    func proof(_ text: String, reader: (institution: InstitutionID, scope: RequestAuthenticator.Scope)) async throws -> Response {
+        guard let id = Hash32(hex: text) else {
+            throw APIError(.badRequest, "invalid_id", "transaction id must be 64 hex characters")
+        }
+        guard let location = try await engine.location(of: id), let proof = try await engine.inclusion(of: id) else {
+            throw APIError(.notFound, "not_found", "no committed transaction \(id.hex)")
+        }
+        var mayRead = reader.scope != .member
+        if !mayRead {
+            let record = try await engine.record(at: location.height)
+            mayRead = record.block.transactions[location.index].body.reporter == reader.institution
+        }
+        return try API.json(mayRead ? proof : proof.withoutPayload)
+    }
+
     func committedRecord(_ text: String) async throws -> CommittedBlock {
         let height: UInt64
         if text == "latest" {
@@ -337,6 +371,12 @@ public struct API: Sendable {
         let record = try await committedRecord(text)
         return try API.json(HeaderResponse(header: HeaderView(record.block.header, suite: engine.consortium.suite),
                                            certificate: CertificateView(record.certificate)))
+    }
+
+    /// The Prometheus text of the node's metrics.
+    static func metrics(_ engine: NodeEngine) -> Response {
+        Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                 body: .init(byteBuffer: ByteBuffer(bytes: engine.metrics.render())))
     }
 
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {

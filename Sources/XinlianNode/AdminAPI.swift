@@ -11,8 +11,17 @@ public protocol PeerControl: Sendable {
     var connectedPeers: [ValidatorID] { get }
 }
 
+/// A consortium of one has no peer links to cut or heal.
+public struct NoPeerControl: PeerControl {
+    public init() {}
+    public func cut(_ peer: ValidatorID) {}
+    public func heal(_ peer: ValidatorID) {}
+    public var connectedPeers: [ValidatorID] { [] }
+}
+
 /// The operator API, served on a separate loopback-only listener (`adminListen`): lets a test harness cut and
-/// heal this node's link to a chosen peer. See `docs/operations.md`.
+/// heal this node's link to a chosen peer, and serves `/metrics` (the only place it is served when
+/// `apiPublicMetrics` is false). See `docs/operations.md`.
 public struct AdminAPI: Sendable {
     public let engine: NodeEngine
     public let peers: any PeerControl
@@ -31,6 +40,7 @@ public struct AdminAPI: Sendable {
         let router = Router()
         router.add(middleware: JSONErrorMiddleware())
         router.add(middleware: LoopbackOnlyMiddleware())
+        router.get("/metrics") { _, _ in API.metrics(engine) }
         router.get("/admin/peers") { _, _ in
             try API.json(PeersBody(connected: peers.connectedPeers.map(\.value).sorted(), cut: cutState.cut.map(\.value).sorted()))
         }

@@ -38,6 +38,9 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var limits: APILimits
     /// Serve the API over plain HTTP instead of TLS (with the node's TLS identity). Off unless set explicitly.
     public var apiPlainHTTP: Bool
+    /// Serve `/metrics` on the API to anyone who can reach it (the default, for Prometheus). When false the API
+    /// answers `/metrics` with `404`, and the operator API (`adminListen`, loopback only) serves it instead.
+    public var apiPublicMetrics: Bool
 
     public init(validator: ValidatorID, apiListen: String, p2pListen: String) {
         self.validator = validator
@@ -58,12 +61,13 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         self.network = NetworkConfig()
         self.limits = APILimits()
         self.apiPlainHTTP = false
+        self.apiPublicMetrics = true
     }
 
     private enum CodingKeys: String, CodingKey {
         case validator, genesisFile, dataDirectory, validatorKeyFile, apiListen, p2pListen, mempoolTransactionLimit,
              mempoolBytesLimit, apiBodyLimitBytes, apiBatchLimit, logLevel, tlsKeyFile, tlsCertificateFile, adminListen,
-             consensusTimeouts, network, limits, apiPlainHTTP
+             consensusTimeouts, network, limits, apiPlainHTTP, apiPublicMetrics
     }
 
     /// Keys added after the first release are optional, so older config files still load.
@@ -88,6 +92,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         network = try container.decodeIfPresent(NetworkConfig.self, forKey: .network) ?? NetworkConfig()
         limits = try container.decodeIfPresent(APILimits.self, forKey: .limits) ?? APILimits()
         apiPlainHTTP = try container.decodeIfPresent(Bool.self, forKey: .apiPlainHTTP) ?? false
+        apiPublicMetrics = try container.decodeIfPresent(Bool.self, forKey: .apiPublicMetrics) ?? true
         if let adminListen {
             let address = try HostPort(adminListen)
             guard ["127.0.0.1", "localhost", "::1", "[::1]"].contains(address.host) else {
@@ -121,6 +126,10 @@ public struct APILimits: Codable, Sendable, Equatable {
     /// Signed reads and report queries per second one institution may make, and the burst.
     public var readsPerSecond: Double = 100
     public var readBurst: Double = 1_000
+    /// Failed authentications per second one client address (IPv4 address or IPv6 /64) may cause, and the burst;
+    /// past them the address is refused before any more of its signatures are checked.
+    public var failedAuthenticationsPerSecond: Double = 10
+    public var failedAuthenticationBurst: Double = 100
     /// Open HTTP connections at once, all callers together; past it, new connections wait.
     public var maxConnections: Int = 1_024
     /// Seconds an idle HTTP connection is kept open.
@@ -131,8 +140,8 @@ public struct APILimits: Codable, Sendable, Equatable {
     public init() {}
 
     private enum CodingKeys: String, CodingKey {
-        case submissionsPerSecond, submissionBurst, readsPerSecond, readBurst, maxConnections, idleTimeoutSeconds,
-             mempoolExpirySeconds
+        case submissionsPerSecond, submissionBurst, readsPerSecond, readBurst, failedAuthenticationsPerSecond,
+             failedAuthenticationBurst, maxConnections, idleTimeoutSeconds, mempoolExpirySeconds
     }
 
     public init(from decoder: any Decoder) throws {
@@ -142,6 +151,10 @@ public struct APILimits: Codable, Sendable, Equatable {
         submissionBurst = try container.decodeIfPresent(Double.self, forKey: .submissionBurst) ?? defaults.submissionBurst
         readsPerSecond = try container.decodeIfPresent(Double.self, forKey: .readsPerSecond) ?? defaults.readsPerSecond
         readBurst = try container.decodeIfPresent(Double.self, forKey: .readBurst) ?? defaults.readBurst
+        failedAuthenticationsPerSecond = try container.decodeIfPresent(Double.self, forKey: .failedAuthenticationsPerSecond)
+            ?? defaults.failedAuthenticationsPerSecond
+        failedAuthenticationBurst = try container.decodeIfPresent(Double.self, forKey: .failedAuthenticationBurst)
+            ?? defaults.failedAuthenticationBurst
         maxConnections = try container.decodeIfPresent(Int.self, forKey: .maxConnections) ?? defaults.maxConnections
         idleTimeoutSeconds = try container.decodeIfPresent(Int.self, forKey: .idleTimeoutSeconds) ?? defaults.idleTimeoutSeconds
         mempoolExpirySeconds = try container.decodeIfPresent(UInt64.self, forKey: .mempoolExpirySeconds) ?? defaults.mempoolExpirySeconds

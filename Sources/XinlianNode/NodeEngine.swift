@@ -217,7 +217,7 @@ public actor NodeEngine {
         let path = try MerkleTree.inclusionProof(index: location.index, leafHashes: leaves,
                                                  hasher: MerkleHasher(suite: consortium.suite))
         return InclusionProof(chainId: consortium.chainID.value, height: location.height, leafIndex: location.index,
-                              treeSize: leaves.count, path: path.map(\.hex),
+                              treeSize: leaves.count, path: path.map(\.hex), leafHash: leaves[location.index].hex,
                               transaction: Data(record.block.transactions[location.index].canonicalBytes).base64EncodedString(),
                               header: Data(record.block.header.canonicalBytes).base64EncodedString(),
                               certificate: Data(record.certificate.canonicalBytes).base64EncodedString())

@@ -48,7 +48,8 @@ public enum NodeRunner {
             metrics: metrics, logger: logger)
         let address = try HostPort(node.config.apiListen)
         let api = API(engine: engine, bodyLimitBytes: node.config.apiBodyLimitBytes,
-                      batchLimit: node.config.apiBatchLimit, limits: node.config.limits)
+                      batchLimit: node.config.apiBatchLimit, limits: node.config.limits,
+                      publicMetrics: node.config.apiPublicMetrics)
         let identity = try TLSIdentity.load(
             keyPEMPath: NodeConfig.resolve(node.config.tlsKeyFile, home: home),
             certificatePEMPath: NodeConfig.resolve(node.config.tlsCertificateFile, home: home))
@@ -65,6 +66,7 @@ public enum NodeRunner {
             "api": "\(plain ? "http" : "https")://\(node.config.apiListen)",
         ])
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
+        var peerControl: any PeerControl = NoPeerControl()
         if node.consortium.validators.members.count == 1 {
             // A consortium of one: the same replica, with nobody to talk to; its heights decide at once.
             try await engine.startConsensus(link: NoPeers(), timeouts: node.config.consensusTimeouts.config)
@@ -76,15 +78,16 @@ public enum NodeRunner {
             try await engine.startConsensus(link: network, timeouts: node.config.consensusTimeouts.config,
                                             maxFrameBytes: node.config.network.maxFrameBytes)
             services.append(.init(service: PeerService(network: network, pump: PeerEventPump(engine: engine, link: network))))
-            if let adminListen = node.config.adminListen {
-                let address = try HostPort(adminListen)
-                let admin = Application(
-                    router: AdminAPI(engine: engine, peers: network).router(cutState: CutRegistry()),
-                    configuration: .init(address: .hostname(address.host, port: address.port), serverName: "xinlian-admin"),
-                    logger: logger)
-                services.append(.init(service: admin))
-                logger.info("operator API listening", metadata: ["admin": "http://\(adminListen)"])
-            }
+            peerControl = network
+        }
+        if let adminListen = node.config.adminListen {
+            let address = try HostPort(adminListen)
+            let admin = Application(
+                router: AdminAPI(engine: engine, peers: peerControl).router(cutState: CutRegistry()),
+                configuration: .init(address: .hostname(address.host, port: address.port), serverName: "xinlian-admin"),
+                logger: logger)
+            services.append(.init(service: admin))
+            logger.info("operator API listening", metadata: ["admin": "http://\(adminListen)"])
         }
         let group = ServiceGroup(configuration: .init(
             services: services,

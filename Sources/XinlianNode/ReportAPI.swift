@@ -37,9 +37,9 @@ public struct ReportRoutes: Sendable {
     let engine: NodeEngine
     let now: @Sendable () -> UInt64
     /// The reads limiter: a report query is a read.
-    let limiter: RateLimiter
+    let limiter: RateLimiter<InstitutionID>
 
-    func add(to router: Router<BasicRequestContext>) {
+    func add(to router: Router<APIRequestContext>) {
         router.get("/v1/enterprises/:uscc/report") { request, context in
             try await report(request, uscc: context.parameters.require("uscc"))
         }
@@ -56,7 +56,7 @@ public struct ReportRoutes: Sendable {
         if let wait = limiter.take([requester: 1], nowMs: now()) {
             engine.metrics.rateLimited.increment()
             throw APIError(.tooManyRequests, "rate_limited", "too many reads from \(requester); retry later",
-                           retryAfterSeconds: RateLimiter.retryAfterSeconds(wait))
+                           retryAfterSeconds: RetryAfter.seconds(wait))
         }
         guard engine.consortium.institutionRoles[requester]?.contains(.regulator) == true else {
             let refusal = APIError(.forbidden, "role_not_permitted", "only a regulator may list enterprises")
@@ -104,7 +104,7 @@ public struct ReportRoutes: Sendable {
         if let wait = limiter.take([query.body.reporter: 1], nowMs: now()) {
             engine.metrics.rateLimited.increment()
             throw APIError(.tooManyRequests, "rate_limited", "too many reads from \(query.body.reporter); retry later",
-                           retryAfterSeconds: RateLimiter.retryAfterSeconds(wait))
+                           retryAfterSeconds: RetryAfter.seconds(wait))
         }
         // From here the query is fresh and used for the first time: a refusal is recorded durably before it is
         // answered, and a query refused for consent or role cannot be tried again.
@@ -142,6 +142,11 @@ public struct ReportRoutes: Sendable {
         guard let data = Data(base64Encoded: header),
               let query = try? Transaction(canonicalBytes: Array(data), limit: Limits.transactionBytes) else {
             throw APIError(.badRequest, "invalid_query", "X-Xinlian-Query is not the base64 of a canonical transaction")
+        }
+        // Freshness first: a stale query is refused without spending a verification on it.
+        guard isFresh(query.body.timeMs) else {
+            throw APIError(.badRequest, "query_not_fresh",
+                           "the signed query's time must be within \(NodeEngine.clockSkewLimitMs / 1000) s of the node's clock")
         }
         do { try TransactionRules.check(query, consortium: engine.consortium) } catch {
             let status: HTTPResponse.Status = ["unknown_reporter", "bad_signature"].contains(error.code) ? .unauthorized : .badRequest

@@ -93,14 +93,15 @@ struct RequestAuthenticator: Sendable {
         guard let key = consortium.institutionKeys[signed.institution] else {
             throw APIError(.unauthorized, "unknown_reporter", "\(signed.institution) is not a member")
         }
+        // Freshness first: a stale header is refused without spending a verification on it.
+        guard isFresh(signed.timeMs) else {
+            throw APIError(.badRequest, "request_not_fresh",
+                           "the signed request's time must be within \(NodeEngine.clockSkewLimitMs / 1000) s of the node's clock")
+        }
         let bytes = SignedRequest.signingBytes(chainID: consortium.chainID, institution: signed.institution, timeMs: signed.timeMs,
                                                method: request.method.rawValue, target: request.head.path ?? "")
         guard key.isValidSignature(signed.signature, for: bytes) else {
             throw APIError(.unauthorized, "bad_signature", "the request signature does not verify with \(signed.institution)'s key")
-        }
-        guard isFresh(signed.timeMs) else {
-            throw APIError(.badRequest, "request_not_fresh",
-                           "the signed request's time must be within \(NodeEngine.clockSkewLimitMs / 1000) s of the node's clock")
         }
         // A replay is refused but not recorded against the institution: whoever replays it need not be the signer.
         guard try await engine.useSignedRequest(signed.signature, timeMs: signed.timeMs) else {

@@ -88,9 +88,9 @@ struct Audit: AsyncParsableCommand {
             abstract: "Fetch a committed transaction's inclusion proof from a node and write it as a file.",
             discussion: Help.paragraphs(
                 "The transaction id is the one `xinlian submit` prints (64 hex digits). The read is signed with --key: "
-                    + "the transaction's reporter, an auditor, a regulator or an institution that runs a validator may "
-                    + "read it.",
-                Help.example("xinlian audit prove <transaction id> --node http://127.0.0.1:8600 \\\n"
+                    + "any member may have the proof; it carries the transaction itself only for the transaction's "
+                    + "reporter, an auditor, a regulator or an institution that runs a validator.",
+                Help.example("xinlian audit prove <transaction id> --node https://127.0.0.1:8600 \\\n"
                     + "  --key .cluster/institutions/auditor.key --output proof.json")))
 
         @Argument(help: "Transaction id (hex).") var id: String
@@ -102,14 +102,14 @@ struct Audit: AsyncParsableCommand {
             try await reportingErrors {
                 let client = NodeClient(node)
                 let signer = try await RequestSigner.load(key, client: client)
-                let status = try await client.get("/v1/transactions/\(id)", as: TransactionStatusResponse.self, signedBy: signer)
-                guard let proof = status.proof else { throw CLIError("transaction \(id) is \(status.status), not committed") }
+                let proof = try await client.get("/v1/transactions/\(id)/proof", as: InclusionProof.self, signedBy: signer)
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
                 let data = try encoder.encode(proof)
                 if let output {
                     try data.write(to: URL(fileURLWithPath: output))
-                    print("wrote proof of \(id) at height \(proof.height) to \(output)")
+                    print("wrote proof of \(id) at height \(proof.height) to \(output)"
+                          + (proof.transaction == nil ? " (without the transaction: check it with --transaction FILE)" : ""))
                 } else {
                     print(String(decoding: data, as: UTF8.self))
                 }
@@ -123,17 +123,40 @@ struct Audit: AsyncParsableCommand {
             discussion: Help.paragraphs(
                 "Checks the transaction's Merkle path to its block's transactions root, and the block's commit certificate "
                     + "against the genesis validators.",
-                Help.example("xinlian audit check-proof proof.json --genesis .cluster/genesis.json")))
+                "A member gets the proof of another institution's statement without the statement itself; give the "
+                    + "transaction you were shown (a copy from the enterprise, say) with --transaction to tie the two.",
+                Help.example("xinlian audit check-proof proof.json --genesis .cluster/genesis.json"),
+                Help.example("xinlian audit check-proof proof.json --genesis .cluster/genesis.json --transaction loan.tx")))
 
         @Argument(help: "Proof file from `audit prove`.") var file: String
         @Option(help: "The consortium's genesis file.") var genesis: String
+        @Option(help: ArgumentHelp(
+            "The transaction you hold (its canonical bytes, raw or base64), to tie a proof without the payload to it.",
+            valueName: "file")) var transaction: String?
 
         func run() async throws {
             try await reportingErrors {
                 let consortium = try loadConsortium(genesis: genesis, data: nil)
                 let proof = try JSONDecoder().decode(InclusionProof.self, from: Data(contentsOf: URL(fileURLWithPath: file)))
-                let verified = try proof.verify(consortium: consortium)
-                print("verified: transaction \(verified.transactionID.hex) by \(verified.transaction.body.reporter) is in block \(verified.header.height) (\(verified.blockHash.hex)), final by certificate")
+                let held = try transaction.map(Self.readTransaction)
+                let verified = try proof.verify(consortium: consortium, holding: held)
+                let place = "block \(verified.header.height) (\(verified.blockHash.hex)), final by certificate"
+                if let transaction = verified.transaction, let id = verified.transactionID {
+                    print("verified: transaction \(id.hex) by \(transaction.body.reporter) is in \(place)")
+                } else {
+                    print("verified: leaf \(verified.leafHash.hex) is in \(place); the proof carries no transaction, "
+                          + "so give the one you hold with --transaction FILE to tie it to the leaf")
+                }
+            }
+        }
+
+        /// A transaction file: its canonical bytes, or their base64 (as `POST /v1/transactions` takes them).
+        static func readTransaction(_ path: String) throws -> Transaction {
+            let data = try Data(contentsOf: URL(fileURLWithPath: path))
+            let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let bytes = Data(base64Encoded: text).map(Array.init) ?? Array(data)
+            do { return try Transaction(canonicalBytes: bytes, limit: Limits.transactionBytes) } catch {
+                throw CLIError("\(path) holds no transaction: \(error)")
             }
         }
     }
