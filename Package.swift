@@ -102,7 +102,7 @@ let package = Package(
                     swiftSettings: strict),
         .testTarget(name: "XinlianNodeTests", dependencies: [
             "XinlianNode", "XinlianCore", "XinlianStorage", "XinlianCrypto", "XinlianMerkle", "XinlianConsensus",
-            "XinlianNetwork", "XinlianCredit",
+            "XinlianNetwork", "XinlianCredit", "XinlianAudit",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -114,7 +114,8 @@ public struct SignedVote: Hashable, Sendable, CanonicalCodable {
 
 /// What validators send each other on the consensus channel.
 ///
-/// Encoding: a tag byte (`1` proposal, `2` vote), then a ``SignedProposal`` and its `Block`, or a ``SignedVote``.
+/// Encoding: a tag byte (`1` proposal, `2` vote), then a ``SignedProposal``, its `Block` and the personal data of
+/// the block's transactions (``PersonalSidecars``), or a ``SignedVote``.
 public enum ConsensusMessage: Hashable, Sendable, CanonicalCodable {
     case proposal(SignedProposal, Block)
     case vote(SignedVote)
@@ -136,6 +137,7 @@ public enum ConsensusMessage: Hashable, Sendable, CanonicalCodable {
             encoder.u8(Self.proposalTag)
             signed.encode(to: &encoder)
             block.encode(to: &encoder)
+            PersonalSidecars.encode(block.transactions, to: &encoder)
         case .vote(let signed):
             encoder.u8(Self.voteTag)
             signed.encode(to: &encoder)
@@ -146,7 +148,10 @@ public enum ConsensusMessage: Hashable, Sendable, CanonicalCodable {
         let tagAt = decoder.offset
         switch try decoder.u8("message.tag") {
         case Self.proposalTag:
-            self = .proposal(try SignedProposal(from: &decoder), try Block(from: &decoder))
+            let signed = try SignedProposal(from: &decoder)
+            var block = try Block(from: &decoder)
+            try PersonalSidecars.attach(to: &block.transactions, from: &decoder, field: "proposal.personal")
+            self = .proposal(signed, block)
         case Self.voteTag:
             self = .vote(try SignedVote(from: &decoder))
         case let other:

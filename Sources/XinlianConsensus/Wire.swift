@@ -4,7 +4,7 @@ import XinlianCrypto
 /// Fixed limits of the wire protocol, checked by ``WireCodec`` before it allocates anything.
 public enum WireLimits {
     /// The protocol version carried in ``PeerHello``; a peer speaking another version is disconnected.
-    public static let protocolVersion: UInt16 = 1
+    public static let protocolVersion: UInt16 = 2
     /// Most transactions in one ``WireMessage/transactions(_:)`` frame.
     public static let transactionsPerFrame = 1024
     /// Most blocks asked for (and returned) by one sync request.
@@ -145,6 +145,7 @@ public enum WireCodec {
             encoder.hash(status.lastBlockHash)
         case .transactions(let transactions):
             encoder.list(transactions) { encoder, transaction in transaction.encode(to: &encoder) }
+            PersonalSidecars.encode(transactions, to: &encoder)
         case .consensus(let message):
             message.encode(to: &encoder)
         case .syncRequest(let fromHeight, let count):
@@ -152,7 +153,10 @@ public enum WireCodec {
             encoder.u32(count)
         case .syncResponse(let fromHeight, let blocks):
             encoder.u64(fromHeight)
-            encoder.list(blocks) { encoder, block in block.encode(to: &encoder) }
+            encoder.list(blocks) { encoder, block in
+                block.encode(to: &encoder)
+                PersonalSidecars.encode(block.block.transactions, to: &encoder)
+            }
         }
         return encoder.bytes
     }
@@ -177,7 +181,7 @@ public enum WireCodec {
         var size = 1 + 8 + 4  // type, fromHeight, count
         var fitting: [CommittedBlock] = []
         for block in blocks.prefix(WireLimits.syncBlocksPerRequest) {
-            size += block.canonicalBytes.count
+            size += block.canonicalBytes.count + PersonalSidecars.byteCount(block.block.transactions)
             guard size <= maxFrameBytes else { break }
             fitting.append(block)
         }
@@ -212,6 +216,7 @@ public enum WireCodec {
                 var transactions: [Transaction] = []
                 transactions.reserveCapacity(count)
                 for _ in 0..<count { transactions.append(try Transaction(from: &decoder)) }
+                try PersonalSidecars.attach(to: &transactions, from: &decoder, field: "transactions.personal")
                 message = .transactions(transactions)
             case WireType.consensus:
                 guard decoder.remaining <= ConsensusLimits.messageBytes else {
@@ -236,7 +241,8 @@ public enum WireCodec {
                 blocks.reserveCapacity(count)
                 for index in 0..<count {
                     let at = decoder.offset
-                    let block = try CommittedBlock(from: &decoder)
+                    var block = try CommittedBlock(from: &decoder)
+                    try PersonalSidecars.attach(to: &block.block.transactions, from: &decoder, field: "sync_response.personal")
                     let (expected, overflow) = fromHeight.addingReportingOverflow(UInt64(index))
                     guard !overflow, block.block.header.height == expected else {
                         throw WireError(code: "malformed",

@@ -76,19 +76,52 @@ public struct ConsensusParameters: Codable, Sendable, Hashable {
     public var negativeInformationRetentionYears: UInt32
     /// Days an institution has to resolve a dispute before it is flagged overdue.
     public var disputeDeadlineDays: UInt32
+    /// Days personal data (``PersonalData``) is kept after the block that committed it; every node erases it at the
+    /// first block whose time is past that. 0 keeps it until an erasure order.
+    public var personalDataRetentionDays: UInt32
 
     public static let defaults = ConsensusParameters(
         maxBlockBytes: 4 * 1024 * 1024, maxBlockTransactions: 5_000, heartbeatIntervalMs: 0, blockIntervalMs: 50,
-        negativeInformationRetentionYears: 5, disputeDeadlineDays: 20)
+        negativeInformationRetentionYears: 5, disputeDeadlineDays: 20, personalDataRetentionDays: 5 * 365)
 
     public init(maxBlockBytes: UInt32, maxBlockTransactions: UInt32, heartbeatIntervalMs: UInt64, blockIntervalMs: UInt64,
-                negativeInformationRetentionYears: UInt32, disputeDeadlineDays: UInt32) {
+                negativeInformationRetentionYears: UInt32, disputeDeadlineDays: UInt32,
+                personalDataRetentionDays: UInt32 = ConsensusParameters.defaultPersonalDataRetentionDays) {
         self.maxBlockBytes = maxBlockBytes
         self.maxBlockTransactions = maxBlockTransactions
         self.heartbeatIntervalMs = heartbeatIntervalMs
         self.blockIntervalMs = blockIntervalMs
         self.negativeInformationRetentionYears = negativeInformationRetentionYears
         self.disputeDeadlineDays = disputeDeadlineDays
+        self.personalDataRetentionDays = personalDataRetentionDays
+    }
+
+    public static let defaultPersonalDataRetentionDays: UInt32 = 5 * 365
+
+    private enum CodingKeys: String, CodingKey {
+        case maxBlockBytes, maxBlockTransactions, heartbeatIntervalMs, blockIntervalMs, negativeInformationRetentionYears,
+             disputeDeadlineDays, personalDataRetentionDays
+    }
+
+    /// `personalDataRetentionDays` came later: a genesis without it keeps personal data five years.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        maxBlockBytes = try container.decode(UInt32.self, forKey: .maxBlockBytes)
+        maxBlockTransactions = try container.decode(UInt32.self, forKey: .maxBlockTransactions)
+        heartbeatIntervalMs = try container.decode(UInt64.self, forKey: .heartbeatIntervalMs)
+        blockIntervalMs = try container.decode(UInt64.self, forKey: .blockIntervalMs)
+        negativeInformationRetentionYears = try container.decode(UInt32.self, forKey: .negativeInformationRetentionYears)
+        disputeDeadlineDays = try container.decode(UInt32.self, forKey: .disputeDeadlineDays)
+        personalDataRetentionDays = try container.decodeIfPresent(UInt32.self, forKey: .personalDataRetentionDays)
+            ?? Self.defaultPersonalDataRetentionDays
+    }
+
+    /// When personal data committed in a block at `committedMs` is erased: the first block at or past the
+    /// returned time erases it (nil: never by time).
+    public func personalDataErasureMs(committedMs: UInt64) -> UInt64? {
+        guard personalDataRetentionDays > 0 else { return nil }
+        let (sum, overflow) = committedMs.addingReportingOverflow(UInt64(personalDataRetentionDays) &* 86_400_000)
+        return overflow ? nil : sum
     }
 }
 
@@ -147,6 +180,7 @@ public struct Genesis: Codable, Sendable, Hashable {
         encoder.u64(parameters.blockIntervalMs)
         encoder.u32(parameters.negativeInformationRetentionYears)
         encoder.u32(parameters.disputeDeadlineDays)
+        encoder.u32(parameters.personalDataRetentionDays)
     }
 
     /// `H(0x13 || genesis)`: the previous hash of block 1.

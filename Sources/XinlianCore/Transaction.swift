@@ -11,6 +11,8 @@ public enum TransactionKind: String, Sendable, Codable, CaseIterable, Hashable, 
     case consentGranted, consentRevoked
     case queryRecord
     case governance
+    /// A regulator's order to erase an enterprise's personal data (``PersonalData``) committed before it.
+    case erasureOrder
 
     public var code: UInt8 {
         UInt8(Self.allCases.firstIndex(of: self) ?? 0) + 1
@@ -102,19 +104,37 @@ public struct TransactionBody: Hashable, Sendable, CanonicalCodable {
 }
 
 /// A signed transaction, with its canonical bytes kept so it is never re-encoded.
+///
+/// ``personal`` is the personal data its payload commits to (``PersonalData``), carried beside it while this node
+/// holds it: it is not part of the canonical encoding, the id, the Merkle leaf or equality.
 public struct Transaction: Hashable, Sendable, CanonicalCodable {
     public let body: TransactionBody
     public let signature: [UInt8]
+    public var personal: PersonalData?
 
-    public init(body: TransactionBody, signature: [UInt8]) {
+    public init(body: TransactionBody, signature: [UInt8], personal: PersonalData? = nil) {
         self.body = body
         self.signature = signature
+        self.personal = personal
     }
 
     /// Signs `body` with the reporter's key.
-    public static func sign(_ body: TransactionBody, with key: SigningKey) throws(CryptoError) -> Transaction {
-        Transaction(body: body, signature: try key.sign(body.signingBytes))
+    public static func sign(_ body: TransactionBody, with key: SigningKey,
+                            personal: PersonalData? = nil) throws(CryptoError) -> Transaction {
+        Transaction(body: body, signature: try key.sign(body.signingBytes), personal: personal)
     }
+
+    public static func == (lhs: Transaction, rhs: Transaction) -> Bool {
+        lhs.body == rhs.body && lhs.signature == rhs.signature
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(body)
+        hasher.combine(signature)
+    }
+
+    /// The same transaction without its personal data.
+    public var withoutPersonalData: Transaction { Transaction(body: body, signature: signature) }
 
     public func encode(to encoder: inout CanonicalEncoder) {
         body.encode(to: &encoder)

@@ -130,7 +130,8 @@ public enum BlockVerifier {
     }
 
     /// At most `maxBlockTransactions` transactions holding at most `maxBlockBytes` bytes (their canonical
-    /// encodings), as genesis sets them. Counted before anything about the transactions is checked.
+    /// encodings and the personal data carried with them), as genesis sets them. Counted before anything about the
+    /// transactions is checked.
     public static func checkLimits(_ block: Block, parameters: ConsensusParameters) throws(VerificationError) {
         guard block.transactions.count <= Int(parameters.maxBlockTransactions) else {
             throw VerificationError(code: "block_too_large",
@@ -138,7 +139,7 @@ public enum BlockVerifier {
         }
         var bytes = 0
         for transaction in block.transactions {
-            bytes += transaction.canonicalBytes.count
+            bytes += transaction.carriedBytes
             guard bytes <= Int(parameters.maxBlockBytes) else {
                 throw VerificationError(code: "block_too_large",
                                         message: "transactions exceed \(parameters.maxBlockBytes) bytes")

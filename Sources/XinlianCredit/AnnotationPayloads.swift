@@ -126,3 +126,26 @@ public struct QueryRecord: CreditPayload {
         }
     }
 }
+
+/// `erasureOrder`: a regulator orders every node to erase the personal data (``PersonalData``) of the subject's
+/// statements committed before this one, before their retention period ends (a court order, a data subject's
+/// request upheld under PIPL Art. 47). The statements stay on the ledger without their personal fields; reports
+/// show them as erased on the order's day.
+public struct ErasureOrder: CreditPayload {
+    public static let kind = TransactionKind.erasureOrder
+
+    public var reason: String
+    /// The legal basis, in words (`PIPL Art. 47(1)`, a case number).
+    public var legalBasis: String?
+
+    public init(reason: String, legalBasis: String? = nil) {
+        self.reason = reason
+        self.legalBasis = legalBasis
+    }
+
+    public func validate(root: String, today: Day?) throws(CreditError) {
+        let check = Checker(root: root, today: today)
+        try check.text(reason, "reason", limit: 1_000)
+        try check.text(legalBasis, "legalBasis", limit: 200)
+    }
+}

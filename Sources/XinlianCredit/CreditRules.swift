@@ -19,6 +19,7 @@ public enum CreditRules {
         case .facilityOpened, .facilityUpdated, .facilityClosed, .collateralRegistered, .collateralReleased,
              .guaranteeIssued, .guaranteeReleased: [.member]
         case .publicRecord: [.registry, .regulator]
+        case .erasureOrder: [.regulator]
         case .dispute: [.member, .registry, .bureau]
         case .consentGranted: [.member, .bureau]
         case .consentRevoked: [.member, .bureau, .registry]
@@ -29,9 +30,14 @@ public enum CreditRules {
     /// Checks a transaction against the credit model: its kind may come from `origin`, its reporter's `roles`
     /// permit it, its payload decodes and validates, and the transactions it names (looked up with
     /// `referenced`, by id) exist, are about the same enterprise and fit. Returns the decoded statement.
+    ///
+    /// The personal data its payload commits to is joined first (``PersonalFields/join(_:suite:required:)``): it must
+    /// be carried and match when `personalRequired` (admission, proposals); a block already certified is checked
+    /// without it where this node does not hold it.
     @discardableResult
     public static func check(transaction: Transaction, roles: Set<InstitutionRole>, referenced: (Hash32) -> Transaction?,
-                             origin: Origin = .api) throws(CreditError) -> CreditStatement {
+                             origin: Origin = .api, suite: CryptoSuite,
+                             personalRequired: Bool = true) throws(CreditError) -> CreditStatement {
         let body = transaction.body
         let root = body.kind.rawValue
         guard body.kind != .governance else {
@@ -42,7 +48,8 @@ public enum CreditRules {
             throw CreditError(code: "kind_not_submittable", path: root, rule: "is written by a node, never through the API")
         }
         if body.kind != .queryRecord { try checkRoles(body.kind, roles: roles, root: root) }
-        let statement = try CreditStatement.decode(kind: body.kind, payload: body.payload, today: Day(ms: body.timeMs))
+        let joined = try PersonalFields.join(transaction, suite: suite, required: personalRequired)
+        let statement = try CreditStatement.decode(kind: body.kind, value: joined.value, root: root, today: Day(ms: body.timeMs))
         if case .queryRecord(let query) = statement { try checkQueryRoles(query, reporter: body.reporter, roles: roles) }
         try withoutActuallyEscaping(referenced) { (escapable) throws(CreditError) in
             try checkReferences(statement, lookup: Lookup(transaction: transaction, referenced: escapable), roles: roles)
@@ -125,7 +132,8 @@ public enum CreditRules {
             }
         case .queryRecord(let p):
             try checkQuery(p, lookup: lookup)
-        case .registration, .operatingStatus, .facilityOpened, .collateralRegistered, .publicRecord, .consentGranted:
+        case .registration, .operatingStatus, .facilityOpened, .collateralRegistered, .publicRecord, .consentGranted,
+             .erasureOrder:
             break
         }
     }

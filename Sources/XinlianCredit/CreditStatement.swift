@@ -20,6 +20,7 @@ public enum CreditStatement: Sendable, Hashable {
     case consentGranted(ConsentGranted)
     case consentRevoked(ConsentRevoked)
     case queryRecord(QueryRecord)
+    case erasureOrder(ErasureOrder)
 
     /// Kinds a `correction` may supersede and a `dispute` may contest: the factual statements.
     public static let correctableKinds: Set<TransactionKind> = [
@@ -27,11 +28,16 @@ public enum CreditStatement: Sendable, Hashable {
         .collateralRegistered, .collateralReleased, .guaranteeIssued, .guaranteeReleased, .publicRecord,
     ]
 
-    /// Decodes and validates payload bytes (canonical JSON text) of `kind`. Error paths start at the kind's name.
+    /// Decodes and validates payload bytes (canonical JSON text) of `kind`, as signed: without its personal data
+    /// (the `personal` commitment is set aside; ``PersonalFields/join(_:suite:required:)`` joins the data).
+    /// Error paths start at the kind's name.
     public static func decode(kind: TransactionKind, payload bytes: [UInt8], today: Day? = nil) throws(CreditError) -> CreditStatement {
-        let value: JSONValue
+        var value: JSONValue
         do { value = try JSONDecoder().decode(JSONValue.self, from: Data(bytes)) } catch {
             throw CreditError(code: "invalid_payload", path: kind.rawValue, rule: "must be a JSON object")
+        }
+        if case .object(var members) = value, members.removeValue(forKey: PersonalData.payloadKey) != nil {
+            value = .object(members)
         }
         return try decode(kind: kind, value: value, root: kind.rawValue, today: today)
     }
@@ -61,6 +67,7 @@ public enum CreditStatement: Sendable, Hashable {
         case .consentGranted: return .consentGranted(try read(ConsentGranted.self))
         case .consentRevoked: return .consentRevoked(try read(ConsentRevoked.self))
         case .queryRecord: return .queryRecord(try read(QueryRecord.self))
+        case .erasureOrder: return .erasureOrder(try read(ErasureOrder.self))
         case .governance:
             throw CreditError(code: "kind_not_supported", path: root, rule: "governance is not a credit statement")
         }
@@ -100,7 +107,7 @@ public enum CreditStatement: Sendable, Hashable {
         case .guaranteeReleased(let p): ["guaranteeId": p.guaranteeId, "issuance": p.issuance.hex]
         case .publicRecord(let p): ["recordId": p.recordId]
         case .correction, .dispute, .disputeResolved, .consentGranted, .consentRevoked,
-             .queryRecord, .registration, .operatingStatus: [:]
+             .queryRecord, .registration, .operatingStatus, .erasureOrder: [:]
         }
     }
 }

@@ -5,14 +5,16 @@ import XinlianCore
 public struct Registration: CreditPayload {
     public static let kind = TransactionKind.registration
 
-    /// Registered name, 1-200 characters.
-    public var name: String
+    /// Registered name, 1-200 characters. Personal data for a sole proprietorship (absent once erased).
+    public var name: String?
     public var legalForm: LegalForm
-    public var legalRepresentative: String
+    /// Always personal data (``PersonalFields``): absent from the signed payload, and from the statement once erased.
+    public var legalRepresentative: String?
     public var registeredCapital: Money
     public var establishedOn: Day
     public var registrationAuthority: String
-    public var address: String
+    /// Personal data for a sole proprietorship (absent once erased).
+    public var address: String?
     /// GB/T 4754 industry code: a section letter A-T, optionally followed by 2, 3 or 4 digits (`C1762`).
     public var industry: String
     public var businessScope: String?

@@ -14,7 +14,8 @@ public enum LedgerRules {
         try TransactionRules.checkTime(transaction, clockMs: clockMs)
         let roles = consortium.institutionRoles[transaction.body.reporter] ?? []
         do {
-            _ = try CreditRules.check(transaction: transaction, roles: roles, referenced: referenced, origin: origin)
+            _ = try CreditRules.check(transaction: transaction, roles: roles, referenced: referenced, origin: origin,
+                                      suite: consortium.suite)
         } catch {
             throw VerificationError(code: error.code, message: error.description)
         }
@@ -22,7 +23,10 @@ public enum LedgerRules {
 
     /// The credit model's rules for each transaction of a block, in order: references resolve to transactions
     /// earlier in the block or committed (never to pending ones). Refused transactions are not referable.
-    public static func creditFailures(_ transactions: [Transaction], consortium: Consortium,
+    ///
+    /// `personalRequired`: every transaction's personal data must be carried and match its commitment (a proposal,
+    /// a block built here); false for a block a quorum certified, which this node may hold without some of it.
+    public static func creditFailures(_ transactions: [Transaction], consortium: Consortium, personalRequired: Bool = true,
                                       committed: (Hash32) -> Transaction?) -> [Int: VerificationError] {
         var earlier: [Hash32: Transaction] = [:]
         var failures: [Int: VerificationError] = [:]
@@ -31,7 +35,7 @@ public enum LedgerRules {
             do {
                 try CreditRules.check(transaction: transaction, roles: roles, referenced: { id in
                     earlier[id] ?? committed(id)
-                }, origin: .node)
+                }, origin: .node, suite: consortium.suite, personalRequired: personalRequired)
                 earlier[transaction.id(consortium.suite)] = transaction
             } catch {
                 failures[index] = VerificationError(code: error.code, message: error.description, transactionIndex: index)
@@ -44,7 +48,7 @@ public enum LedgerRules {
     /// `BlockVerifier`'s): each signature (except where `alreadyChecked` says the identical transaction was
     /// admitted here), no transaction twice in the block or already committed (`isCommitted`), and the credit
     /// model's rules in order.
-    public static func checkTransactions(_ transactions: [Transaction], consortium: Consortium,
+    public static func checkTransactions(_ transactions: [Transaction], consortium: Consortium, personalRequired: Bool = true,
                                          alreadyChecked: (Hash32, Transaction) -> Bool,
                                          isCommitted: (Hash32) -> Bool,
                                          committed: (Hash32) -> Transaction?) throws(VerificationError) {
@@ -53,7 +57,8 @@ public enum LedgerRules {
             try TransactionRules.check(transaction, consortium: consortium, index: index)
         }
         try checkUnique(ids, isCommitted: isCommitted)
-        if let (index, failure) = creditFailures(transactions, consortium: consortium, committed: committed)
+        if let (index, failure) = creditFailures(transactions, consortium: consortium, personalRequired: personalRequired,
+                                                 committed: committed)
             .min(by: { $0.key < $1.key }) {
             throw VerificationError(code: failure.code, message: "transaction \(index): \(failure.message)",
                                     transactionIndex: index)

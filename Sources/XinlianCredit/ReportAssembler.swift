@@ -30,6 +30,9 @@ struct FactState {
     var corrections: [CorrectionView] = []
     var correctionIDs: [Hash32] = []
     var disputes: [Hash32] = []
+    /// Personal data of the statement as stated, and of the statement supplying the effective payload.
+    var personal: PersonalDataStatus?
+    var effectivePersonal: PersonalDataStatus?
 
     var id: Hash32 { entry.id }
     var reporter: InstitutionID { entry.body.reporter }
@@ -53,6 +56,8 @@ struct Assembly {
     var disputeOrder: [Hash32] = []
     var queries: [(entry: LedgerEntry, payload: QueryRecord)] = []
     var positions: [Hash32: LedgerEntry] = [:]
+    /// Erasure orders among the entries, by enterprise.
+    var erasureOrders: [USCC: [LedgerEntry]] = [:]
 
     init(subject: USCC, asOf: ReportAsOf, parameters: ReportParameters) {
         self.subject = subject
@@ -62,9 +67,14 @@ struct Assembly {
     }
 
     mutating func fold(_ entries: [LedgerEntry]) {
-        for entry in entries.sorted(by: { $0.precedes($1) }) where entry.height <= asOf.height && positions[entry.id] == nil {
-            guard let statement = try? CreditStatement.decode(kind: entry.body.kind, payload: entry.body.payload),
-                  let payload = try? JSONDecoder().decode(JSONValue.self, from: Data(entry.body.payload)) else { continue }
+        let sorted = entries.sorted(by: { $0.precedes($1) }).filter { $0.height <= asOf.height }
+        for entry in sorted where entry.body.kind == .erasureOrder {
+            if let subject = entry.body.subject { erasureOrders[subject, default: []].append(entry) }
+        }
+        for entry in sorted where positions[entry.id] == nil {
+            let (payload, personal) = joined(entry)
+            guard let statement = try? CreditStatement.decode(kind: entry.body.kind, value: payload, root: entry.body.kind.rawValue)
+            else { continue }
             positions[entry.id] = entry
             switch statement {
             case .correction(let correction):
@@ -78,14 +88,51 @@ struct Assembly {
                 applyResolution(resolved, entry: entry)
             case .queryRecord(let query):
                 if entry.body.subject == subject { queries.append((entry, query)) }
-            case .consentGranted, .consentRevoked:
+            case .consentGranted, .consentRevoked, .erasureOrder:
                 continue
             default:
                 facts[entry.id] = FactState(entry: entry, original: statement, payload: payload, effective: statement,
-                                            effectiveValue: payload)
+                                            effectiveValue: payload, personal: personal, effectivePersonal: personal)
                 factOrder.append(entry.id)
             }
         }
+    }
+
+    /// The entry's payload with its personal data joined where it is held and not due for erasure as of the report,
+    /// and where that personal data stands (nil when the payload commits to none).
+    func joined(_ entry: LedgerEntry) -> (JSONValue, PersonalDataStatus?) {
+        let suite = CryptoSuite(parameters.suite)
+        let erased = erasure(of: entry)
+        let transaction = erased == nil ? entry.transaction : entry.transaction.withoutPersonalData
+        // Personal data that does not fit its payload is set aside: the statement is shown as signed.
+        guard let joined = (try? PersonalFields.join(transaction, suite: suite, required: false))
+                ?? (try? PersonalFields.join(transaction.withoutPersonalData, suite: suite, required: false)) else {
+            return (.object([:]), nil)
+        }
+        switch joined.joined {
+        case .none: return (joined.value, nil)
+        case .present: return (joined.value, PersonalDataStatus(state: .present))
+        case .absent: return (joined.value, erased ?? PersonalDataStatus(state: .unavailable))
+        }
+    }
+
+    /// When the entry's personal data is erased as of the report: at the end of its retention period, or by the
+    /// first erasure order about its enterprise committed after it, whichever comes first.
+    func erasure(of entry: LedgerEntry) -> PersonalDataStatus? {
+        var found: PersonalDataStatus?
+        if parameters.personalDataRetentionDays > 0 {
+            let (span, spanOverflow) = UInt64(parameters.personalDataRetentionDays).multipliedReportingOverflow(by: 86_400_000)
+            let (due, dueOverflow) = entry.blockTimeMs.addingReportingOverflow(span)
+            if !spanOverflow, !dueOverflow, due <= asOf.time {
+                found = PersonalDataStatus(state: .erased, erasedOn: Day(ms: due))
+            }
+        }
+        if let subject = entry.body.subject,
+           let order = erasureOrders[subject]?.first(where: { $0.height > entry.height }),
+           found.map({ ($0.erasedOn?.startMs ?? 0) > Day(ms: order.blockTimeMs).startMs }) ?? true {
+            found = PersonalDataStatus(state: .erased, erasedOn: Day(ms: order.blockTimeMs), order: order.id)
+        }
+        return found
     }
 
     /// Corrections and upheld disputes apply in ledger order: the last word on a statement wins.
@@ -97,6 +144,7 @@ struct Assembly {
             else { return }
             fact.effective = restated
             fact.effectiveValue = value
+            fact.effectivePersonal = joined(entry).1
             fact.status = .corrected
         } else {
             fact.effective = nil
@@ -143,7 +191,8 @@ struct Assembly {
         StatementView(tx: fact.id, kind: fact.entry.body.kind, reporter: fact.reporter, height: fact.entry.height,
                       index: fact.entry.index, time: fact.entry.blockTimeMs, payload: fact.payload, status: fact.status,
                       effective: fact.status == .corrected ? fact.effectiveValue : nil, corrections: fact.corrections,
-                      disputes: fact.disputes.compactMap { id in disputes[id].map { DisputeFlag(tx: id, status: status(of: $0)) } })
+                      disputes: fact.disputes.compactMap { id in disputes[id].map { DisputeFlag(tx: id, status: status(of: $0)) } },
+                      personalData: fact.personal)
     }
 
     /// The last day negative information settled on `settled` is still shown is the day before this one.

@@ -41,15 +41,49 @@ public struct ReportAsOf: Codable, Sendable, Hashable {
 public struct ReportParameters: Sendable, Hashable {
     public var retentionYears: Int
     public var disputeDeadlineDays: Int
+    /// Days personal data is kept after the block that committed it (0: until an erasure order).
+    public var personalDataRetentionDays: Int
+    /// The suite personal data commitments are checked with.
+    public var suite: CryptoSuiteID
 
-    public init(retentionYears: Int = 5, disputeDeadlineDays: Int = 20) {
+    public init(retentionYears: Int = 5, disputeDeadlineDays: Int = 20,
+                personalDataRetentionDays: Int = Int(ConsensusParameters.defaultPersonalDataRetentionDays),
+                suite: CryptoSuiteID = .ed25519SHA256) {
         self.retentionYears = retentionYears
         self.disputeDeadlineDays = disputeDeadlineDays
+        self.personalDataRetentionDays = personalDataRetentionDays
+        self.suite = suite
     }
 
-    public init(_ parameters: ConsensusParameters) {
-        self.init(retentionYears: Int(parameters.negativeInformationRetentionYears),
-                  disputeDeadlineDays: Int(parameters.disputeDeadlineDays))
+    public init(_ genesis: Genesis) {
+        self.init(retentionYears: Int(genesis.parameters.negativeInformationRetentionYears),
+                  disputeDeadlineDays: Int(genesis.parameters.disputeDeadlineDays),
+                  personalDataRetentionDays: Int(genesis.parameters.personalDataRetentionDays), suite: genesis.cryptoSuite)
+    }
+}
+
+/// Where a statement's personal data stands (``PersonalData``): shown with every statement whose payload commits
+/// to some.
+public struct PersonalDataStatus: Codable, Sendable, Hashable {
+    public enum State: String, Codable, Sendable, Hashable {
+        /// Joined into the statement as shown.
+        case present
+        /// Erased after its retention period or by an erasure order; the statement is shown without it.
+        case erased
+        /// Not erased, but this node does not hold it (it missed the data when the block was decided).
+        case unavailable
+    }
+
+    public var state: State
+    /// The day it was erased: the retention period's end, or the erasure order's block day.
+    public var erasedOn: Day?
+    /// The erasure order, when one erased it.
+    public var order: Hash32?
+
+    public init(state: State, erasedOn: Day? = nil, order: Hash32? = nil) {
+        self.state = state
+        self.erasedOn = erasedOn
+        self.order = order
     }
 }
 
@@ -122,6 +156,8 @@ public struct StatementView: Codable, Sendable, Hashable {
     public var effective: JSONValue?
     public var corrections: [CorrectionView]
     public var disputes: [DisputeFlag]
+    /// Present when the statement commits to personal data.
+    public var personalData: PersonalDataStatus?
 }
 
 /// Basic information: the latest registration in force and every registration statement.
@@ -129,6 +165,8 @@ public struct BasicInfoSection: Codable, Sendable, Hashable {
     public var current: Registration?
     public var source: Hash32?
     public var history: [StatementView]
+    /// Where the personal fields of `current` stand (erased ones are absent from it).
+    public var personalData: PersonalDataStatus?
 }
 
 /// Operating status: the latest status in force and every status statement.

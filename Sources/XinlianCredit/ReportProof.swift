@@ -27,12 +27,16 @@ public struct ReportProof: Codable, Sendable, Equatable {
         public var index: Int
         /// Hex hashes from the leaf's sibling up to the root.
         public var path: [String]
+        /// Base64 of the personal data the transaction's payload commits to, while the node holds it (absent once
+        /// erased); checked against the commitment.
+        public var personal: String?
 
-        public init(transaction: String, height: UInt64, index: Int, path: [String]) {
+        public init(transaction: String, height: UInt64, index: Int, path: [String], personal: String? = nil) {
             self.transaction = transaction
             self.height = height
             self.index = index
             self.path = path
+            self.personal = personal
         }
     }
 
@@ -145,7 +149,7 @@ public enum ReportVerifier {
         }
 
         let rebuilt = ReportAssembler.assemble(subject: report.subject, entries: own + counterparty, asOf: report.asOf,
-                                               parameters: ReportParameters(consortium.genesis.parameters))
+                                               parameters: ReportParameters(consortium.genesis))
         guard rebuilt == report else {
             throw ReportVerificationError("report_mismatch", "the report differs from the one assembled from the proven transactions "
                                           + "(\(difference(report, rebuilt)))")
@@ -184,7 +188,12 @@ public enum ReportVerifier {
     static func included(_ item: ReportProof.ProvenTransaction, what: String, headers: [UInt64: BlockHeader],
                          consortium: Consortium) throws(ReportVerificationError) -> LedgerEntry {
         let suite = consortium.suite
-        let transaction = try decode(Transaction.self, item.transaction, what, limit: Limits.transactionBytes)
+        var transaction = try decode(Transaction.self, item.transaction, what, limit: Limits.transactionBytes)
+        // Personal data is joined only if it matches the signed commitment (the report assembly checks it): a node
+        // cannot put a name into a verified report that the reporter did not sign.
+        transaction.personal = try item.personal.map { (text: String) throws(ReportVerificationError) in
+            try decode(PersonalData.self, text, "\(what) personal data", limit: PersonalData.encodedLimit)
+        }
         let id = transaction.id(suite)
         do { try TransactionRules.check(transaction, consortium: consortium) } catch {
             throw ReportVerificationError("bad_transaction", "\(what) (\(id)): \(error.message)")

@@ -28,7 +28,7 @@ extension Assembly {
         return CreditReport(
             subject: subject, asOf: asOf,
             basicInfo: BasicInfoSection(current: latestRegistration?.effective?.registration, source: latestRegistration?.id,
-                                        history: registrations.map(view)),
+                                        history: registrations.map(view), personalData: latestRegistration?.effectivePersonal),
             operatingStatus: OperatingStatusSection(current: latestStatus?.effective?.operatingStatus, source: latestStatus?.id,
                                                     history: statuses.map(view)),
             facilities: facilities, collateral: collateral, guarantees: guarantees, overdue: overdue,

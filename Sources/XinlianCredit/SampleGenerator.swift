@@ -23,6 +23,21 @@ public struct SampleTransaction: Sendable, Hashable {
     }
 }
 
+/// A statement ready to sign: its body and the personal data its payload commits to.
+public struct UnsignedStatement: Sendable, Hashable {
+    public var body: TransactionBody
+    public var personal: PersonalData?
+
+    public init(body: TransactionBody, personal: PersonalData?) {
+        self.body = body
+        self.personal = personal
+    }
+
+    public func sign(with key: SigningKey) throws(CryptoError) -> Transaction {
+        try Transaction.sign(body, with: key, personal: personal)
+    }
+}
+
 /// A payload field (top-level key) holding the id of the sample at index `target`.
 public struct SampleReference: Sendable, Hashable {
     public var field: String
@@ -75,21 +90,25 @@ public struct SampleGenerator: Sendable {
         }
     }
 
-    /// The samples as transaction bodies for `chainID`, references resolved to real transaction ids under `suite`.
-    /// `reporter` maps each sample institution to the consortium's own (it must map one to one per role, so that
-    /// corrections still come from the original reporter); `nonceBase` keeps runs with different bases distinct.
+    /// The samples as transaction bodies for `chainID`, references resolved to real transaction ids under `suite`,
+    /// personal fields moved to personal data (``PersonalFields``; salts drawn from the seed: sample data is not
+    /// secret). `reporter` maps each sample institution to the consortium's own (it must map one to one per role,
+    /// so that corrections still come from the original reporter); `nonceBase` keeps runs with different bases
+    /// distinct.
     public func bodies(enterprises: Int, chainID: ChainID, suite: CryptoSuite,
                        reporter: (InstitutionID) -> InstitutionID = { $0 },
-                       nonceBase: UInt64 = 0) throws(VerificationError) -> [TransactionBody] {
+                       nonceBase: UInt64 = 0) throws(VerificationError) -> [UnsignedStatement] {
         var ids: [Hash32] = []
-        var bodies: [TransactionBody] = []
+        var bodies: [UnsignedStatement] = []
+        var salts = SplitMix64(seed: seed ^ 0x5A17_5A17_5A17_5A17 ^ nonceBase)
         for (index, sample) in transactions(enterprises: enterprises).enumerated() {
-            let payload = try Payload.canonicalize(sample.resolvedPayload(ids: ids))
+            let (payload, personal) = try PersonalFields.separate(sample.resolvedPayload(ids: ids),
+                                                                 salt: PersonalFields.salt(using: &salts), suite: suite)
             let body = TransactionBody(chainID: chainID, kind: sample.kind, reporter: reporter(sample.reporter),
                                        subject: sample.subject, timeMs: sample.timeMs, nonce: nonceBase &+ UInt64(index),
                                        payload: payload)
             ids.append(Transaction(body: body, signature: []).id(suite))
-            bodies.append(body)
+            bodies.append(UnsignedStatement(body: body, personal: personal))
         }
         return bodies
     }
@@ -107,7 +126,7 @@ public struct SampleGenerator: Sendable {
 }
 
 /// SplitMix64: a small, seeded, portable generator for sample data.
-struct SplitMix64 {
+struct SplitMix64: RandomNumberGenerator {
     var state: UInt64
 
     init(seed: UInt64) { state = seed }

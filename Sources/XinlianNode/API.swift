@@ -176,7 +176,10 @@ public struct API: Sendable {
         guard !submitted.transactions.isEmpty, submitted.transactions.count <= batchLimit else {
             throw APIError(.badRequest, "invalid_batch", "send between 1 and \(batchLimit) transactions")
         }
-        let (transactions, fresh) = try await decodeAndCheck(submitted.transactions)
+        guard submitted.personal.map({ $0.count == submitted.transactions.count }) ?? true else {
+            throw APIError(.badRequest, "invalid_batch", "personal must have one entry (or null) per transaction")
+        }
+        let (transactions, fresh) = try await decodeAndCheck(submitted.transactions, personal: submitted.personal)
         // Every new signature verified: the reporters are who they say, and each is charged for its own new
         // statements (re-posting someone's committed statements costs them nothing and the node no verification).
         var counts: [InstitutionID: Double] = [:]
@@ -207,10 +210,18 @@ public struct API: Sendable {
     /// Decodes every transaction and checks those this node does not already hold (pending or committed: their
     /// signatures were verified when they were first admitted), signatures verified concurrently in groups; any
     /// failure refuses the whole batch. Returns all of them, and the ones that were new.
-    func decodeAndCheck(_ encoded: [String]) async throws -> (all: [Transaction], fresh: [Transaction]) {
+    func decodeAndCheck(_ encoded: [String], personal: [String?]? = nil) async throws -> (all: [Transaction], fresh: [Transaction]) {
         let engine = engine
         let suite = engine.consortium.suite
-        let decoded = encoded.map(Self.decoded)
+        let personal = personal ?? Array(repeating: nil, count: encoded.count)
+        for (index, text) in personal.enumerated() {
+            guard let text else { continue }
+            guard Self.decodedPersonal(text) != nil else {
+                throw APIError(.badRequest, "invalid_personal_data", "personal[\(index)] is not the base64 of canonical personal data",
+                               items: [.init(index: index, code: "invalid_personal_data", message: "not canonical personal data")])
+            }
+        }
+        let decoded = encoded.indices.map { Self.decoded(encoded[$0], personal: personal[$0]) }
         let known = await engine.knownTransactions(decoded.compactMap { $0?.id(suite) })
         // In groups: a batch stops at the first group holding a failure, so forged signatures under a real
         // reporter's id cost at most one group of verifications.
@@ -222,7 +233,8 @@ public struct API: Sendable {
                     if let transaction = decoded[index], known.contains(transaction.id(suite)) {
                         tasks.addTask { (index, .success(transaction)) }
                     } else {
-                        tasks.addTask { (index, API.checkOne(text, index: index, engine: engine)) }
+                        let carried = personal[index]
+                        tasks.addTask { (index, API.checkOne(text, personal: carried, index: index, engine: engine)) }
                     }
                 }
                 var results: [(Int, Result<Transaction, APIErrorBody.ItemError>)] = []
@@ -249,7 +261,7 @@ public struct API: Sendable {
         // Remember a refusal only once the reporter's signature verified: anyone could otherwise post a
         // real transaction's body with a bad signature and have it reported as rejected.
         for failure in failures where Self.codesAfterSignature.contains(failure.code) {
-            if let transaction = Self.decoded(encoded[failure.index]) {
+            if let transaction = Self.decoded(encoded[failure.index], personal: nil) {
                 await engine.recordRejection(transaction.id(engine.consortium.suite),
                                              VerificationError(code: failure.code, message: failure.message))
             }
@@ -261,16 +273,24 @@ public struct API: Sendable {
 
     static let codesAfterSignature: Set<String> = ["invalid_payload", "kind_not_submittable", "role_not_permitted"]
 
-    static func decoded(_ text: String) -> Transaction? {
-        guard let data = Data(base64Encoded: text) else { return nil }
-        return try? Transaction(canonicalBytes: Array(data), limit: Limits.transactionBytes)
+    static func decoded(_ text: String, personal: String?) -> Transaction? {
+        guard let data = Data(base64Encoded: text),
+              var transaction = try? Transaction(canonicalBytes: Array(data), limit: Limits.transactionBytes) else { return nil }
+        transaction.personal = personal.flatMap(decodedPersonal)
+        return transaction
     }
 
-    static func checkOne(_ text: String, index: Int, engine: NodeEngine) -> Result<Transaction, APIErrorBody.ItemError> {
+    static func decodedPersonal(_ text: String) -> PersonalData? {
+        guard let data = Data(base64Encoded: text) else { return nil }
+        return try? PersonalData(canonicalBytes: Array(data), limit: PersonalData.encodedLimit)
+    }
+
+    static func checkOne(_ text: String, personal: String?, index: Int,
+                         engine: NodeEngine) -> Result<Transaction, APIErrorBody.ItemError> {
         guard let data = Data(base64Encoded: text) else {
             return .failure(.init(index: index, code: "invalid_encoding", message: "transaction is not base64"))
         }
-        let transaction: Transaction
+        var transaction: Transaction
         do { transaction = try Transaction(canonicalBytes: Array(data), limit: Limits.transactionBytes) } catch {
             let code = switch (error.field, error.code) {
             case ("transaction.subject", "invalid_value"): "invalid_uscc"
@@ -279,6 +299,7 @@ public struct API: Sendable {
             }
             return .failure(.init(index: index, code: code, message: error.description))
         }
+        transaction.personal = personal.flatMap(decodedPersonal)
         do { try engine.check(transaction) } catch {
             return .failure(.init(index: index, code: error.code, message: error.message))
         }

@@ -20,10 +20,23 @@ public struct APIErrorBody: Codable, Sendable, Equatable {
     public var error: Detail
 }
 
-/// `POST /v1/transactions` body: base64 of each transaction's canonical encoding.
+/// `POST /v1/transactions` body: base64 of each transaction's canonical encoding, and, at the same positions, base64
+/// of the personal data (``PersonalData``) its payload commits to (null or absent for those without).
 public struct SubmitRequest: Codable, Sendable {
     public var transactions: [String]
-    public init(transactions: [String]) { self.transactions = transactions }
+    public var personal: [String?]?
+
+    public init(transactions: [String], personal: [String?]? = nil) {
+        self.transactions = transactions
+        self.personal = personal
+    }
+
+    /// The request for `transactions`, each with the personal data it carries.
+    public init(_ transactions: [Transaction]) {
+        self.transactions = transactions.map { Data($0.canonicalBytes).base64EncodedString() }
+        let personal = transactions.map { $0.personal.map { Data($0.canonicalBytes).base64EncodedString() } }
+        self.personal = personal.contains { $0 != nil } ? personal : nil
+    }
 }
 
 public struct SubmitResponse: Codable, Sendable, Equatable {

@@ -97,7 +97,8 @@ final class NodeLedger: ReplicaLedger {
     func validate(_ block: Block, hash: Hash32) throws(VerificationError) {
         try BlockVerifier.checkBlock(block, height: store.height + 1, previousHash: store.lastBlockHash,
                                      previousTimeMs: lastBlockTimeMs, consortium: consortium)
-        do { remember(try checkContents(block), for: hash) } catch let error as VerificationError {
+        // A proposal must carry the personal data of its transactions: every validator checks it as the API does.
+        do { remember(try checkContents(block, personalRequired: true), for: hash) } catch let error as VerificationError {
             throw error
         } catch {
             // This node cannot tell whether the block is valid: it prevotes nil (the log says why).
@@ -113,13 +114,28 @@ final class NodeLedger: ReplicaLedger {
         // A block built or validated here passed every check then; any other (decided on a proposal this node
         // never validated, or synced) meets them now: a quorum that certified a block breaking the rules is not
         // followed.
-        let state = try prepared.last(where: { $0.hash == hash })?.state ?? checkContents(record.block)
+        // A certified block may reach this node without some personal data (a proposer that sent it to others
+        // only, a peer that no longer holds it): it is committed, and the data is shown as not held here.
+        var record = record
+        record.block.transactions = withHeldPersonalData(record.block.transactions.map { $0.keepingMatchingPersonalData(suite) })
+        let state = try prepared.last(where: { $0.hash == hash })?.state
+            ?? checkContents(record.block, personalRequired: false)
         try append(record, prepared: state)
     }
 
+    /// `transactions` with personal data they lack taken from the identical transactions in the mempool.
+    private func withHeldPersonalData(_ transactions: [Transaction]) -> [Transaction] {
+        transactions.map { transaction in
+            guard transaction.personal == nil, let pending = mempool.transaction(transaction.id(suite)),
+                  pending == transaction, pending.personal != nil else { return transaction }
+            return pending
+        }
+    }
+
+    /// A committed block as peers get it (block sync): with the personal data this node still holds.
     func record(at height: UInt64) -> CommittedBlock? {
         guard height >= 1, height <= store.height else { return nil }
-        return try? store.record(at: height)
+        return try? store.recordWithPersonalData(at: height)
     }
 
     func admitGossiped(_ transactions: [Transaction]) -> Int {
@@ -174,7 +190,7 @@ final class NodeLedger: ReplicaLedger {
                     continue
                 }
                 batch[id] = transaction
-                fresh.append(Mempool.Entry(id: id, transaction: transaction, sizeBytes: transaction.canonicalBytes.count,
+                fresh.append(Mempool.Entry(id: id, transaction: transaction, sizeBytes: transaction.carriedBytes,
                                            admittedMs: admittedMs))
             }
             results.append(Admission(id: id, state: .pending))
@@ -253,13 +269,13 @@ final class NodeLedger: ReplicaLedger {
     /// A block's transactions, whoever proposed or certified it (``LedgerRules/checkTransactions``), and its
     /// state root. Returns the prepared state. A `VerificationError` blames the block; any other error is this
     /// node's storage (block sync then blames nobody).
-    private func checkContents(_ block: Block) throws -> PreparedState {
+    private func checkContents(_ block: Block, personalRequired: Bool) throws -> PreparedState {
         let ids = block.transactions.map { $0.id(suite) }
         var committed: Set<Hash32> = []
         for id in ids where try store.contains(id) { committed.insert(id) }
         // A transaction identical to one in the mempool (body *and* signature: the id leaves the signature out)
         // was fully checked when it was admitted, so its signature is not verified a second time.
-        try LedgerRules.checkTransactions(block.transactions, consortium: consortium,
+        try LedgerRules.checkTransactions(block.transactions, consortium: consortium, personalRequired: personalRequired,
                                           alreadyChecked: { id, transaction in mempool.transaction(id) == transaction },
                                           isCommitted: { committed.contains($0) }, committed: committedTransaction)
         let state = try store.prepareState(block.transactions)

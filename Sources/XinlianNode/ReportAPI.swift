@@ -128,7 +128,7 @@ public struct ReportRoutes: Sendable {
             await engine.recordRefusal(refusal)
             throw error
         }
-        let report = served.material.assemble(ReportParameters(engine.consortium.genesis.parameters))
+        let report = served.material.assemble(ReportParameters(engine.consortium.genesis))
         let proof = withProof ? try await engine.reportProof(served.material) : nil
         return try API.json(ReportResponse(report: report, queryRecord: served.id, proof: proof))
     }

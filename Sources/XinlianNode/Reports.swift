@@ -69,6 +69,11 @@ extension NodeEngine {
             result.append(LedgerEntry(id: item.id, transaction: transaction, height: item.location.height,
                                       index: UInt32(item.location.index), blockTimeMs: record.header.timeMs))
         }
+        // The personal data still held (the report shows what is erased or missing as such).
+        let held = try store.personal.data(result.map(\.id))
+        if !held.isEmpty {
+            for position in result.indices { result[position].transaction.personal = held[result[position].id] }
+        }
         return result
     }
 
@@ -176,7 +181,8 @@ extension NodeEngine {
             let path = try MerkleTree.inclusionProof(index: Int(entry.index), leafHashes: leaves[entry.height]?.leaves ?? [],
                                                      hasher: hasher)
             return ReportProof.ProvenTransaction(transaction: Data(entry.transaction.canonicalBytes).base64EncodedString(),
-                                                 height: entry.height, index: Int(entry.index), path: path.map(\.hex))
+                                                 height: entry.height, index: Int(entry.index), path: path.map(\.hex),
+                                                 personal: entry.transaction.personal.map { Data($0.canonicalBytes).base64EncodedString() })
         }
         let own = try material.own.map(proven)
         let counterparty = try material.counterparty.map(proven)

@@ -152,7 +152,7 @@ final class SimLedger: ReplicaLedger {
         var bytes = 0
         for id in order {
             guard picked.count < maxCount, let transaction = mempool[id] else { break }
-            let size = transaction.canonicalBytes.count
+            let size = transaction.carriedBytes
             guard bytes + size <= maxBytes else { break }
             bytes += size
             picked.append(transaction)

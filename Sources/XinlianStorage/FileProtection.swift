@@ -11,7 +11,8 @@ public enum FileProtection {
     /// What a node keeps in its data directory; only these are tightened (a data directory pointed by mistake at
     /// a directory holding other things does not have those changed).
     static let nodeEntries = ["blocks", "index.sqlite", "index.sqlite-wal", "index.sqlite-shm", "consensus.journal",
-                              "signer-state.json", "refusals.records", "requests.records", "LOCK"]
+                              "signer-state.json", "refusals.records", "requests.records", "LOCK", "personal.sqlite",
+                              "personal.sqlite-wal", "personal.sqlite-shm"]
 
     /// Sets `directory`, the node's own entries in it and everything under `blocks/` to the modes above (symbolic
     /// links are left alone).

@@ -34,6 +34,8 @@ public final class LedgerStore {
     let log: BlockLog
     let index: LedgerIndex
     let tree: SparseMerkleTree
+    /// Personal data beside the blocks, erasable (``PersonalStore``).
+    public let personal: PersonalStore
 
     public static func blocksDirectory(_ data: String) -> String { data + "/blocks" }
     public static func indexPath(_ data: String) -> String { data + "/index.sqlite" }
@@ -53,10 +55,28 @@ public final class LedgerStore {
         let tail = try Self.checkTail(log: log, consortium: consortium)
         (self.height, self.lastHeader, self.lastBlockHash) = (tail.height, tail.header, tail.hash)
         self.index = try Self.openIndex(path: Self.indexPath(dataDirectory), log: log, consortium: consortium)
+        self.personal = try PersonalStore(path: PersonalStore.path(dataDirectory))
         // Data written by an older version (0644 in 0755) is tightened too; SQLite gives its later -wal and -shm
         // files the index file's mode.
         try FileProtection.restrict(dataDirectory)
         try catchUpIndex()
+        // Personal data written for a block a crash kept out of the log goes; an erasure a crash interrupted
+        // after the last block was appended is done now.
+        try personal.drop(above: height)
+        if height > 0 { try eraseDue(try record(at: height)) }
+    }
+
+    /// Erases the personal data that committing `record` makes due (retention, erasure orders in it).
+    private func eraseDue(_ record: CommittedBlock) throws {
+        let orders = record.block.transactions.compactMap { $0.body.kind == .erasureOrder ? $0.body.subject : nil }
+        try personal.erase(dueAt: record.block.header, retention: consortium.genesis.parameters, orders: orders)
+    }
+
+    /// The block at `height` with the personal data this node still holds attached to its transactions.
+    public func recordWithPersonalData(at height: UInt64) throws -> CommittedBlock {
+        var record = try record(at: height)
+        record.block.transactions = try personal.attach(record.block.transactions, suite: consortium.suite)
+        return record
     }
 
     public var stateRoot: Hash32 { lastHeader?.stateRoot ?? .zero }
@@ -200,6 +220,8 @@ public final class LedgerStore {
         guard (try? CommittedBlock(canonicalBytes: bytes, limit: Limits.recordBytes)) == record else {
             throw StorageError.invalidArgument("block \(header.height) does not survive its own encoding")
         }
+        // Personal data first: once the block is in the log, what it carried must not be lost to a crash.
+        try personal.put(record, suite: consortium.suite)
         _ = try log.append(bytes)
         height = header.height
         lastHeader = header
@@ -209,6 +231,12 @@ public final class LedgerStore {
         } catch {
             // The block is durable in the log but not indexed: refuse further writes; the next start replays it.
             let failed = StorageError.poisoned(reason: "index update failed after block \(header.height) was logged: \(error)")
+            failure = failed
+            throw failed
+        }
+        do { try eraseDue(record) } catch {
+            // The erasure this block makes due is redone when the store is reopened (the block is then the tip).
+            let failed = StorageError.poisoned(reason: "erasing personal data after block \(header.height) failed: \(error)")
             failure = failed
             throw failed
         }

@@ -126,7 +126,8 @@ struct Audit: AsyncParsableCommand {
                 "A member gets the proof of another institution's statement without the statement itself; give the "
                     + "transaction you were shown (a copy from the enterprise, say) with --transaction to tie the two.",
                 Help.example("xinlian audit check-proof proof.json --genesis .cluster/genesis.json"),
-                Help.example("xinlian audit check-proof proof.json --genesis .cluster/genesis.json --transaction loan.tx")))
+                Help.example("xinlian audit check-proof proof.json --genesis .cluster/genesis.json \\\n"
+                    + "  --transaction loan.tx", title: "A proof without the transaction")))
 
         @Argument(help: "Proof file from `audit prove`.") var file: String
         @Option(help: "The consortium's genesis file.") var genesis: String

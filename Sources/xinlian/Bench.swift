@@ -66,16 +66,16 @@ struct Bench: AsyncParsableCommand {
             chainId: "bench", cryptoSuite: suite, genesisTimeMs: 0, parameters: .defaults, institutions: institutions,
             validators: [ValidatorRecord(id: "v", institution: institutions[0].id, publicKey: validator.publicKey.bytes.hexString,
                                          power: 1, p2pAddress: "127.0.0.1:1", apiAddress: "127.0.0.1:2")]))
-        var bodies: [TransactionBody] = []
+        var bodies: [UnsignedStatement] = []
         var enterprises = max(1, transactions / 8)
         while bodies.count < transactions {
             bodies = try SampleGenerator(seed: 7).bodies(enterprises: enterprises, chainID: "bench", suite: cryptoSuite)
-                .filter { $0.kind != .queryRecord }  // written by nodes, not submitted
+                .filter { $0.body.kind != .queryRecord }  // written by nodes, not submitted
             enterprises *= 2
         }
-        let signed = try bodies.prefix(transactions).map { body in
-            guard let key = keys[body.reporter] else { throw CLIError("no key for \(body.reporter)") }
-            return try Transaction.sign(body, with: key)
+        let signed = try bodies.prefix(transactions).map { statement in
+            guard let key = keys[statement.body.reporter] else { throw CLIError("no key for \(statement.body.reporter)") }
+            return try statement.sign(with: key)
         }
         var logger = Logger(label: "bench")
         logger.logLevel = .warning

@@ -53,7 +53,7 @@ struct Submit: AsyncParsableCommand {
                                                             nowMs: nowMs())
             let response = try await client.post(
                 "/v1/transactions",
-                json: SubmitRequest(transactions: transactions.map { Data($0.canonicalBytes).base64EncodedString() }),
+                json: SubmitRequest(transactions),
                 as: SubmitResponse.self)
             for item in response.results { print("\(item.id) \(item.status)") }
             if wait {

@@ -79,16 +79,16 @@ struct Load: AsyncParsableCommand {
         }
         let generator = SampleGenerator(seed: seed)
         var enterprises = max(1, count / 8)
-        var bodies: [TransactionBody] = []
+        var bodies: [UnsignedStatement] = []
         while bodies.count < count {
             bodies = try generator.bodies(enterprises: enterprises, chainID: consortium.chainID, suite: consortium.suite,
                                           reporter: { mapping[$0] ?? $0 }, nonceBase: seed << 32)
-                .filter { $0.kind != .queryRecord }  // the node writes those itself when it serves a report
+                .filter { $0.body.kind != .queryRecord }  // the node writes those itself when it serves a report
             enterprises *= 2
         }
-        return try bodies.prefix(count).map { body in
-            guard let key = keys[body.reporter] else { throw CLIError("no key for \(body.reporter)") }
-            return try Transaction.sign(body, with: key)
+        return try bodies.prefix(count).map { statement in
+            guard let key = keys[statement.body.reporter] else { throw CLIError("no key for \(statement.body.reporter)") }
+            return try statement.sign(with: key)
         }
     }
 }
@@ -148,7 +148,7 @@ struct LoadRun {
                     for start in stride(from: 0, to: assigned.count, by: size) {
                         let chunk = assigned[start..<min(start + size, assigned.count)]
                         let sent = clock.now
-                        let request = SubmitRequest(transactions: chunk.map { Data($0.canonicalBytes).base64EncodedString() })
+                        let request = SubmitRequest(Array(chunk))
                         let response = try await client.post("/v1/transactions", json: request, as: SubmitResponse.self)
                         stamps += response.results.map { ($0.id, sent) }
                     }

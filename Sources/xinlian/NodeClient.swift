@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import XinlianCore
+import XinlianCredit
 import XinlianCrypto
 import XinlianNode
 
@@ -117,8 +118,12 @@ struct TransactionInput: Codable {
         }
         let body = TransactionBody(chainID: chainID, kind: kind, reporter: keyFile.owner, subject: subjectCode,
                                    timeMs: timeMs ?? nowMs, nonce: nonce ?? UInt64.random(in: 0...UInt64.max, using: &rng),
-                                   payload: try Payload.canonicalize(try Self.resolving(payload, earlier: earlier)))
-        return try Transaction.sign(body, with: key)
+                                   payload: [])
+        // Natural persons' fields (a legal representative, a sole proprietor's name and address) leave the signed
+        // payload for personal data, under a fresh random salt (docs/security.md, erasable personal data).
+        var saltSource = SystemRandomNumberGenerator()
+        return try PersonalFields.sign(body, payload: try Self.resolving(payload, earlier: earlier),
+                                       salt: PersonalFields.salt(using: &saltSource), suite: CryptoSuite(key.suite), key: key)
     }
 
     /// `payload` with each `"@N"` in a reference field replaced by `earlier[N]`.

@@ -94,7 +94,7 @@ struct BenchReport: AsyncParsableCommand {
                                           validatorKey: world.validator, dataDirectory: ledger.data + "/data",
                                           metrics: NodeMetrics(), logger: logger))
         }
-        let parameters = ReportParameters(world.consortium.genesis.parameters)
+        let parameters = ReportParameters(world.consortium.genesis)
         var heights: [UInt64] = []
         for engine in engines { heights.append(await engine.height) }
         var times = Array(repeating: Array(repeating: [Double](), count: targets.count), count: ledgers.count)
@@ -223,9 +223,17 @@ struct BenchWorld: Sendable {
                                          p2pAddress: "127.0.0.1:1", apiAddress: "127.0.0.1:2")]))
     }
 
-    func sign(_ body: TransactionBody) throws -> Transaction {
+    func sign(_ statement: UnsignedStatement) throws -> Transaction {
+        guard let key = keys[statement.body.reporter] else { throw CLIError("no key for \(statement.body.reporter)") }
+        return try statement.sign(with: key)
+    }
+
+    /// Signs a statement from its full payload, personal fields moved to personal data (salted from the nonce:
+    /// benchmark data need not be secret, only reproducible).
+    func sign(_ body: TransactionBody, payload: JSONValue) throws -> Transaction {
         guard let key = keys[body.reporter] else { throw CLIError("no key for \(body.reporter)") }
-        return try Transaction.sign(body, with: key)
+        let salt = suite.hash(tag: Domain.personalData, Array("bench-salt-\(body.nonce)".utf8)).bytes
+        return try PersonalFields.sign(body, payload: payload, salt: salt, suite: suite, key: key)
     }
 
     func large(_ count: Int) throws -> TargetEnterprise { try target(count, code: "91330106MABENCH01") }
@@ -291,10 +299,10 @@ struct BenchWorld: Sendable {
             }
             let body = TransactionBody(chainID: consortium.chainID, kind: kind, reporter: reporter, subject: subject,
                                        timeMs: UInt64(today.startMs) + 9 * 3_600_000, nonce: UInt64(index),
-                                       payload: try Payload.canonicalize(.object(payload)))
-            let transaction = try sign(body)
+                                       payload: [])
+            let transaction = try sign(body, payload: .object(payload))
             let roles = Set(consortium.institutionRoles[reporter] ?? [])
-            _ = try CreditRules.check(transaction: transaction, roles: roles, referenced: { byID[$0] })
+            _ = try CreditRules.check(transaction: transaction, roles: roles, referenced: { byID[$0] }, suite: suite)
             let id = transaction.id(suite)
             if kind == .facilityOpened { facility.opening = id }
             byID[id] = transaction
@@ -309,7 +317,7 @@ struct BenchWorld: Sendable {
         let bodies = try SampleGenerator(seed: 0x5EED_0000 &+ UInt64(group))
             .bodies(enterprises: BenchReport.groupEnterprises, chainID: consortium.chainID, suite: suite,
                     nonceBase: UInt64(group) << 32)
-            .filter { $0.kind != .queryRecord }  // written by nodes when they serve reports
+            .filter { $0.body.kind != .queryRecord }  // written by nodes when they serve reports
         let world = self
         let lanes = max(1, ProcessInfo.processInfo.activeProcessorCount)
         let chunk = (bodies.count + lanes - 1) / lanes

@@ -123,12 +123,19 @@ enum ReportText {
     static func render(_ report: CreditReport) -> String {
         var lines: [String] = []
         let info = report.basicInfo.current
-        lines.append("Credit report for \(report.subject)\(info.map { " — \($0.name)" } ?? "")")
+        // Personal fields (a representative's name; a sole proprietorship's name and address) may be erased.
+        let personal = report.basicInfo.personalData
+        let missing = switch personal?.state {
+        case .erased?: "[personal data erased on \(personal?.erasedOn.map(\.description) ?? "?")\(personal?.order.map { " by order \($0.hex)" } ?? "")]"
+        case .unavailable?: "[personal data not held by this node]"
+        default: "[not stated]"
+        }
+        lines.append("Credit report for \(report.subject)\(info.map { " — \($0.name ?? missing)" } ?? "")")
         lines.append("As of height \(report.asOf.height), block \(report.asOf.blockHash.hex), \(Timestamps.iso8601(report.asOf.time))")
         if let info {
-            lines.append("Basic information: \(info.legalForm.rawValue), representative \(info.legalRepresentative), "
+            lines.append("Basic information: \(info.legalForm.rawValue), representative \(info.legalRepresentative ?? missing), "
                 + "capital \(money(info.registeredCapital)), established \(info.establishedOn), industry \(info.industry)")
-            lines.append("  \(info.address)")
+            lines.append("  \(info.address ?? missing)")
         } else {
             lines.append("Basic information: none recorded")
         }

@@ -29,7 +29,7 @@ struct NamedValueTests {
         }
         let message = JSONFile.describe(error)
         #expect(message.hasPrefix("[1]: unknown kind \"loan\"; expected one of: registration, "), "\(message)")
-        #expect(message.hasSuffix(", queryRecord, governance"), "\(message)")
+        #expect(message.hasSuffix(", governance, erasureOrder"), "\(message)")
     }
 
     @Test func unknownRoleInAGenesisFileNamesTheFileAndTheField() throws {

@@ -53,11 +53,11 @@ import XinlianCrypto
     @Test func auditorsMayRecordOnlyAuditQueries() throws {
         let audit = Fixture.tx(.queryRecord, ["institution": .string("cpa"), "purpose": .string("audit"),
                                               "reportHeight": .integer(3)], reporter: "cpa")
-        try CreditRules.check(transaction: audit, roles: [.auditor], referenced: { _ in nil }, origin: .node)
+        try CreditRules.check(transaction: audit, roles: [.auditor], referenced: { _ in nil }, origin: .node, suite: Fixture.suite)
         let supervision = Fixture.tx(.queryRecord, ["institution": .string("cpa"), "purpose": .string("supervision"),
                                                     "reportHeight": .integer(3)], reporter: "cpa")
         #expect(throws: CreditError.self) {
-            try CreditRules.check(transaction: supervision, roles: [.auditor], referenced: { _ in nil }, origin: .node)
+            try CreditRules.check(transaction: supervision, roles: [.auditor], referenced: { _ in nil }, origin: .node, suite: Fixture.suite)
         }
     }
 }

@@ -25,9 +25,12 @@ enum Fixture {
 
     static func tx(_ kind: TransactionKind, _ payload: [String: JSONValue], reporter: InstitutionID = "bank-a",
                    subject: USCC = Fixture.subject, on day: Day = Fixture.today, nonce: UInt64 = 0) -> Transaction {
+        // Personal fields move to personal data, as every client must send them.
+        let (signed, personal) = try! PersonalFields.separate(.object(payload), salt: Array(repeating: UInt8(truncatingIfNeeded: nonce), count: 32),
+                                                              suite: suite)
         let body = TransactionBody(chainID: chain, kind: kind, reporter: reporter, subject: subject, timeMs: noon(day),
-                                   nonce: nonce, payload: try! Payload.canonicalize(.object(payload)))
-        return Transaction(body: body, signature: [])
+                                   nonce: nonce, payload: signed)
+        return Transaction(body: body, signature: [], personal: personal)
     }
 
     static func id(_ transaction: Transaction) -> Hash32 { transaction.id(suite) }
@@ -120,6 +123,7 @@ enum Examples {
             "institution": .string("bank-a"), "purpose": .string("loanApplication"), "consent": .string(hash),
             "reportHeight": .integer(42),
         ],
+        .erasureOrder: ["reason": .string("个体工商户注销满五年"), "legalBasis": .string("PIPL Art. 47")],
     ]
 
     static let creditKinds = TransactionKind.allCases.filter { $0 != .governance }

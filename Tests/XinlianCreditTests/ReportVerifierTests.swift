@@ -90,7 +90,7 @@ struct VerifierChain {
         }
         let asOf = ReportAsOf(height: last.block.header.height, blockHash: last.block.header.hash(suite), time: last.block.header.timeMs)
         let report = ReportAssembler.assemble(subject: subject, entries: entries, asOf: asOf,
-                                              parameters: ReportParameters(consortium.genesis.parameters))
+                                              parameters: ReportParameters(consortium.genesis))
         let state = try SparseMerkleTree(suite: suite).prove(root: last.block.header.stateRoot,
                                                              key: EnterpriseState.key(subject, suite: suite), source: store)
         return (report, ReportProof(asOf: Self.certified(last), state: state, blocks: blocks, transactions: proven, counterparty: []))

@@ -104,8 +104,12 @@ let violations: [Violation] = [
 ]
 
 @Suite struct ValidationTests {
+    /// Decodes as admission does: personal fields joined from their personal data first (a registration's name
+    /// and representative are checked there).
     func decode(_ kind: TransactionKind, _ payload: [String: JSONValue]) throws(CreditError) -> CreditStatement {
-        try CreditStatement.decode(kind: kind, payload: try! Payload.canonicalize(.object(payload)), today: Fixture.today)
+        let transaction = Fixture.tx(kind, payload, on: Fixture.today)
+        let joined = try PersonalFields.join(transaction, suite: Fixture.suite, required: true)
+        return try CreditStatement.decode(kind: kind, value: joined.value, root: kind.rawValue, today: Fixture.today)
     }
 
     @Test(arguments: Examples.creditKinds)

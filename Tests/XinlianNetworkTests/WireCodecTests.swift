@@ -129,7 +129,7 @@ struct Gen {
         let last = try #require(Hash32(bytes: [UInt8](repeating: 0x22, count: 32)))
         let hello = WireCodec.encode(.hello(PeerHello(chainID: "c", genesisHash: genesis, validator: "v0", height: 7,
                                                       lastBlockHash: last)))
-        let expected: [UInt8] = [0x01, 0x00, 0x01, 0, 0, 0, 1, 0x63] + genesis.bytes + [0, 0, 0, 2, 0x76, 0x30]
+        let expected: [UInt8] = [0x01, 0x00, 0x02, 0, 0, 0, 1, 0x63] + genesis.bytes + [0, 0, 0, 2, 0x76, 0x30]
             + [0, 0, 0, 0, 0, 0, 0, 7] + last.bytes
         #expect(hello == expected)
         #expect(WireCodec.encode(.syncRequest(fromHeight: 258, count: 3)) == [0x05, 0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 3])

@@ -70,9 +70,7 @@ func signedRead(_ target: String, as institution: InstitutionID, key: SigningKey
 }
 
 func submitBody(_ transactions: [Transaction]) throws -> ByteBuffer {
-    ByteBuffer(bytes: try JSONEncoder().encode(SubmitRequest(transactions: transactions.map {
-        Data($0.canonicalBytes).base64EncodedString()
-    })))
+    ByteBuffer(bytes: try JSONEncoder().encode(SubmitRequest(transactions)))
 }
 
 func decode<T: Decodable>(_ type: T.Type, _ buffer: ByteBuffer) throws -> T {

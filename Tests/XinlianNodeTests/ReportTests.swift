@@ -32,7 +32,7 @@ struct ReportNode {
     static let borrower = try! USCC.withCheckCharacter("91330106MA27XY123")
     static let guarantor = try! USCC.withCheckCharacter("91330102MA2B45678")
 
-    init() throws {
+    init(personalDataRetentionDays: UInt32 = ConsensusParameters.defaultPersonalDataRetentionDays) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("xinlian-report-\(UUID().uuidString)").path
         let suite = CryptoSuite(.ed25519SHA256)
         validatorKey = suite.generateSigningKey()
@@ -47,7 +47,8 @@ struct ReportNode {
         }
         self.keys = keys
         consortium = try Consortium(Genesis(
-            chainId: "xinlian-test", cryptoSuite: .ed25519SHA256, genesisTimeMs: Self.start - 86_400_000, parameters: Self.parameters,
+            chainId: "xinlian-test", cryptoSuite: .ed25519SHA256, genesisTimeMs: Self.start - 86_400_000,
+            parameters: Self.parameters(personalDataRetentionDays: personalDataRetentionDays),
             institutions: institutions,
             validators: [ValidatorRecord(id: "node0", institution: "bank-a", publicKey: validatorKey.publicKey.bytes.hexString,
                                          power: 10, p2pAddress: "127.0.0.1:1", apiAddress: "127.0.0.1:2")]))
@@ -64,15 +65,17 @@ struct ReportNode {
     func sign(_ kind: TransactionKind, _ payload: [String: JSONValue], by reporter: InstitutionID,
               subject: USCC = ReportNode.borrower) throws -> Transaction {
         let body = TransactionBody(chainID: consortium.chainID, kind: kind, reporter: reporter, subject: subject,
-                                   timeMs: clock.ms, nonce: UInt64.random(in: 0...UInt64.max),
-                                   payload: try Payload.canonicalize(.object(payload)))
-        return try Transaction.sign(body, with: try #require(keys[reporter]))
+                                   timeMs: clock.ms, nonce: UInt64.random(in: 0...UInt64.max), payload: [])
+        var random = SystemRandomNumberGenerator()
+        return try PersonalFields.sign(body, payload: .object(payload), salt: PersonalFields.salt(using: &random),
+                                       suite: consortium.suite, key: try #require(keys[reporter]))
     }
 
     /// No block interval: the clock is moved by hand, so each admission is decided at once, in its own block.
-    static var parameters: ConsensusParameters {
+    static func parameters(personalDataRetentionDays: UInt32) -> ConsensusParameters {
         var parameters = ConsensusParameters.defaults
         parameters.blockIntervalMs = 0
+        parameters.personalDataRetentionDays = personalDataRetentionDays
         return parameters
     }
 
