@@ -93,7 +93,11 @@ public struct ConsensusCore: Sendable {
         for round in rounds.keys.sorted() {
             guard let entry = rounds[round] else { continue }
             for proposal in entry.proposals {
-                if let block = blocks[proposal.proposal.blockHash] { messages.append(.proposal(proposal, block)) }
+                // Only with the personal data it signed (an equivocating proposer's twin may have left another).
+                if let block = blocks[proposal.proposal.blockHash],
+                   proposal.proposal.carriesSignedPersonalData(block, suite: configuration.suite) {
+                    messages.append(.proposal(proposal, block))
+                }
             }
             messages += (entry.prevotes.allVotes + entry.precommits.allVotes).map(ConsensusMessage.vote)
         }
@@ -186,7 +190,8 @@ public struct ConsensusCore: Sendable {
         ownBlock = block
         validity[hash] = true
         let proposal = Proposal(chainID: configuration.chainID, height: height, round: round, blockHash: hash,
-                                polRound: polRound, proposer: local)
+                                polRound: polRound, proposer: local,
+                                personalDigest: PersonalSidecars.digest(block.transactions, suite: configuration.suite))
         out.append(.sign(.proposal(proposal)))
     }
 

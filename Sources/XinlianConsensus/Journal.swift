@@ -12,10 +12,10 @@ import XinlianCrypto
 ///
 /// | tag | entry | fields |
 /// |----:|-------|--------|
-/// | 1 | proposal from the network | `SignedProposal`, `Block` |
+/// | 1 | proposal from the network | `SignedProposal`, `Block`, the block's personal data (``PersonalSidecars``) |
 /// | 2 | vote from the network | `SignedVote` |
 /// | 3 | timeout | `u64 height`, `u32 round`, `u8 step` |
-/// | 4 | block built | `Block` |
+/// | 4 | block built | `Block`, its personal data |
 /// | 5 | block validated | `hash`, `u8 valid` (0 or 1) |
 /// | 6 | own proposal signed | `SignedProposal` |
 /// | 7 | own vote signed | `SignedVote` |
@@ -43,6 +43,7 @@ public struct JournalEntry: Hashable, Sendable, CanonicalCodable {
             encoder.u8(1)
             signed.encode(to: &encoder)
             block.encode(to: &encoder)
+            PersonalSidecars.encode(block.transactions, to: &encoder)
         case .vote(let signed):
             encoder.u8(2)
             signed.encode(to: &encoder)
@@ -54,6 +55,7 @@ public struct JournalEntry: Hashable, Sendable, CanonicalCodable {
         case .blockBuilt(let block):
             encoder.u8(4)
             block.encode(to: &encoder)
+            PersonalSidecars.encode(block.transactions, to: &encoder)
         case .blockValidated(let hash, let valid):
             encoder.u8(5)
             encoder.hash(hash)
@@ -72,7 +74,10 @@ public struct JournalEntry: Hashable, Sendable, CanonicalCodable {
         let tagAt = decoder.offset
         switch try decoder.u8("journal.tag") {
         case 1:
-            event = .proposal(try SignedProposal(from: &decoder), try Block(from: &decoder))
+            let signed = try SignedProposal(from: &decoder)
+            var block = try Block(from: &decoder)
+            try PersonalSidecars.attach(to: &block.transactions, from: &decoder, field: "journal.personal")
+            event = .proposal(signed, block)
         case 2:
             event = .vote(try SignedVote(from: &decoder))
         case 3:
@@ -84,7 +89,9 @@ public struct JournalEntry: Hashable, Sendable, CanonicalCodable {
             }
             event = .timeout(Timeout(height: height, round: round, step: step))
         case 4:
-            event = .blockBuilt(try Block(from: &decoder))
+            var block = try Block(from: &decoder)
+            try PersonalSidecars.attach(to: &block.transactions, from: &decoder, field: "journal.personal")
+            event = .blockBuilt(block)
         case 5:
             event = .blockValidated(hash: try decoder.hash("journal.hash"), valid: try decoder.bool("journal.valid"))
         case 6:

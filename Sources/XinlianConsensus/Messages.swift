@@ -16,7 +16,8 @@ public enum ConsensusLimits {
 /// `polRound` is the round of the proof-of-lock (the Tendermint paper's `validRound`); `nil` stands for
 /// the paper's `-1` and is encoded as an absent option.
 public struct Proposal: Hashable, Sendable, CanonicalCodable {
-    public static let version: UInt8 = 1
+    /// 2: the proposer also signs the digest of the personal data travelling with its block.
+    public static let version: UInt8 = 2
 
     public var chainID: ChainID
     public var height: UInt64
@@ -24,15 +25,18 @@ public struct Proposal: Hashable, Sendable, CanonicalCodable {
     public var blockHash: Hash32
     public var polRound: UInt32?
     public var proposer: ValidatorID
+    /// ``PersonalSidecars/digest(_:suite:)`` of the block's transactions as proposed (nil: none).
+    public var personalDigest: Hash32?
 
     public init(chainID: ChainID, height: UInt64, round: UInt32, blockHash: Hash32, polRound: UInt32?,
-                proposer: ValidatorID) {
+                proposer: ValidatorID, personalDigest: Hash32? = nil) {
         self.chainID = chainID
         self.height = height
         self.round = round
         self.blockHash = blockHash
         self.polRound = polRound
         self.proposer = proposer
+        self.personalDigest = personalDigest
     }
 
     public func encode(to encoder: inout CanonicalEncoder) {
@@ -43,6 +47,12 @@ public struct Proposal: Hashable, Sendable, CanonicalCodable {
         encoder.hash(blockHash)
         encoder.optional(polRound) { $0.u32($1) }
         encoder.name(proposer)
+        encoder.optional(personalDigest) { $0.hash($1) }
+    }
+
+    /// Whether `block` carries exactly the personal data this proposal signed.
+    public func carriesSignedPersonalData(_ block: Block, suite: CryptoSuite) -> Bool {
+        PersonalSidecars.digest(block.transactions, suite: suite) == personalDigest
     }
 
     public init(from decoder: inout CanonicalDecoder) throws(DecodingError) {
@@ -64,6 +74,9 @@ public struct Proposal: Hashable, Sendable, CanonicalCodable {
                                 at: polAt)
         }
         proposer = try decoder.name("proposal.proposer")
+        personalDigest = try decoder.optional("proposal.personalDigest") { (d: inout CanonicalDecoder) throws(DecodingError) in
+            try d.hash("proposal.personalDigest")
+        }
     }
 
     /// The bytes a proposer signs: `0x23` then the canonical proposal.

@@ -29,12 +29,15 @@ extension ConsensusCore {
         guard !entry.proposals.contains(where: { $0.proposal == proposal }),
             entry.proposals.count < Self.proposalsPerRoundLimit,
             block.header.hash(configuration.suite) == proposal.blockHash,
+            // Validity may depend only on what the proposer signed: personal data it did not sign is not taken.
+            proposal.carriesSignedPersonalData(block, suite: configuration.suite),
             verifier.isValid(signature: signed.signature, message: proposal.signingBytes, key: member.publicKey)
         else { return }
         if let first = entry.proposals.first { out.append(.evidence(.proposals(first, signed))) }
         entry.proposals.append(signed)
         rounds[proposal.round] = entry
-        blocks[proposal.blockHash] = block
+        // The first copy stays: an equivocating twin with other personal data must not replace what was validated.
+        if blocks[proposal.blockHash] == nil { blocks[proposal.blockHash] = block }
         requestValidation(block, hash: proposal.blockHash, &out)
     }
 

@@ -217,6 +217,12 @@ public struct Replica {
         case .status(let status):
             noteHeight(status.height, of: peer)
         case .transactions(let transactions):
+            // A statement forwarded with personal data its reporter did not commit to is the sender's forgery: it
+            // must not get the reporter's statement recorded as refused.
+            guard transactions.allSatisfy({ $0.carriesMatchingPersonalData(consortium.suite) }) else {
+                drop(peer, reason: "gossiped a transaction with personal data that does not match its commitment")
+                return false
+            }
             if ledger.admitGossiped(transactions) > 0 { maybeStartNextHeight() }
         case .consensus(let message):
             return receive(message, from: peer)
@@ -283,6 +289,13 @@ public struct Replica {
         guard message.height == next || running else { return false }
         if let reason = gate.rules.refusal(message) {
             note(.refused(culprit: PeerGate.Slot(message).signer, reason: reason))
+            drop(peer, reason: reason)
+            return false
+        }
+        // Personal data the proposer did not sign is the sender's forgery: dropped before it can take the slot (the
+        // genuine copy, equal but for that data, must still come in).
+        if case .proposal(let signed, let block) = message, !signed.proposal.carriesSignedPersonalData(block, suite: consortium.suite) {
+            let reason = "proposal at height \(signed.proposal.height) carries personal data its proposer did not sign"
             drop(peer, reason: reason)
             return false
         }

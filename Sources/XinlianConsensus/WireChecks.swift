@@ -16,6 +16,11 @@ extension PeerGate.Rules {
                 do { try TransactionRules.check(transaction, consortium: consortium) } catch {
                     return "gossiped transaction \(index) refused: \(error)"
                 }
+                // An honest node forwards a statement with exactly the personal data its reporter committed to; a
+                // relayer that strips or swaps it would otherwise have the reporter's statement refused as its own.
+                guard transaction.carriesMatchingPersonalData(consortium.suite) else {
+                    return "gossiped transaction \(index) carries personal data that does not match its commitment"
+                }
             }
             return nil
         case .consensus(.vote(let signed)):
@@ -47,6 +52,10 @@ extension PeerGate.Rules {
                 Block.transactionsRoot(block.transactions, suite: consortium.suite) == block.header.transactionsRoot
             else {
                 return "proposal at height \(proposal.height) carries transactions that are not the block's"
+            }
+            // And the personal data beside them must be what the proposer signed.
+            guard proposal.carriesSignedPersonalData(block, suite: consortium.suite) else {
+                return "proposal at height \(proposal.height) carries personal data its proposer did not sign"
             }
             return nil
         case .hello, .status, .syncRequest, .syncResponse:

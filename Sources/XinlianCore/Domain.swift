@@ -12,6 +12,7 @@ public enum Domain {
     public static let enterpriseKey: UInt8 = 0x15
     public static let exportFile: UInt8 = 0x16
     public static let personalData: UInt8 = 0x17
+    public static let personalSidecars: UInt8 = 0x18
 
     public static let signTransaction: UInt8 = 0x20
     public static let signVote: UInt8 = 0x22

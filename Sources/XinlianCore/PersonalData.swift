@@ -71,14 +71,22 @@ public enum PersonalSidecars {
                               field: String, byteLimit: Int = Limits.blockBytes) throws(DecodingError) {
         let start = decoder.offset
         let countAt = decoder.offset
-        let count = Int(try decoder.u32("\(field).count"))
+        let rawCount = try decoder.u32("\(field).count")
+        guard UInt64(rawCount) <= UInt64(transactions.count) else {
+            throw decoder.error("invalid_value", "\(field).count", "\(rawCount) sidecars for \(transactions.count) transactions", at: countAt)
+        }
+        let count = Int(rawCount)
         guard count <= transactions.count else {
             throw decoder.error("invalid_value", "\(field).count", "\(count) sidecars for \(transactions.count) transactions", at: countAt)
         }
         var previous = -1
         for _ in 0..<count {
             let indexAt = decoder.offset
-            let index = Int(try decoder.u32("\(field).index"))
+            let rawIndex = try decoder.u32("\(field).index")
+            guard UInt64(rawIndex) < UInt64(transactions.count) else {
+                throw decoder.error("invalid_value", "\(field).index", "position \(rawIndex) past \(transactions.count) transactions", at: indexAt)
+            }
+            let index = Int(rawIndex)
             guard index > previous, index < transactions.count else {
                 throw decoder.error("invalid_value", "\(field).index",
                                     "position \(index) out of order or past \(transactions.count) transactions", at: indexAt)
@@ -89,6 +97,17 @@ public enum PersonalSidecars {
                 throw decoder.error("too_large", field, "personal data past \(byteLimit) bytes", at: indexAt)
             }
         }
+    }
+
+    /// What a proposal signs about the personal data travelling with its block: `H(0x18 ‖ sidecars)` over the
+    /// encoding above, nil when the block carries none. A relayer that strips or swaps personal data then sends a
+    /// proposal whose signature no longer covers what it carries, and is refused as the forger it is; validity never
+    /// depends on bytes the proposer did not sign.
+    public static func digest(_ transactions: [Transaction], suite: CryptoSuite) -> Hash32? {
+        guard transactions.contains(where: { $0.personal != nil }) else { return nil }
+        var encoder = CanonicalEncoder()
+        encode(transactions, to: &encoder)
+        return suite.hash(tag: Domain.personalSidecars, encoder.bytes)
     }
 
     /// Bytes the personal data of `transactions` takes on the wire.
@@ -112,6 +131,16 @@ extension Transaction {
         guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(body.payload)),
               case .object(let members) = value, case .string(let hex)? = members[PersonalData.payloadKey] else { return nil }
         return Hash32(hex: hex)
+    }
+
+    /// Whether the personal data carried and the payload's commitment agree: both absent, or the data hashing to the
+    /// commitment. What an honest node forwards always agrees.
+    public func carriesMatchingPersonalData(_ suite: CryptoSuite) -> Bool {
+        switch (personal, personalCommitment) {
+        case (nil, nil): true
+        case (let data?, let commitment?): data.commitment(suite) == commitment
+        default: false
+        }
     }
 
     /// This transaction, keeping its personal data only when it hashes to the payload's commitment: what a peer

@@ -83,8 +83,10 @@ public enum BlockVerifier {
     /// block before it (the genesis hash for height 1).
     public static func checkStructure(_ record: CommittedBlock, height: UInt64, previousHash: Hash32,
                                       previousTimeMs: UInt64? = nil, consortium: Consortium) throws(VerificationError) {
+        // A certified block's limits are on its signed bytes: personal data a peer attaches (or a proposer left
+        // out) must not turn a decided block into one this node cannot commit.
         try checkBlock(record.block, height: height, previousHash: previousHash, previousTimeMs: previousTimeMs,
-                       consortium: consortium)
+                       consortium: consortium, countingPersonalData: false)
         try checkCertificate(record.certificate, header: record.block.header, consortium: consortium)
     }
 
@@ -93,7 +95,7 @@ public enum BlockVerifier {
     /// block, whoever proposed it; no transaction is dated more than ``TransactionRules/clockSkewLimitMs`` after
     /// its block; with `previousTimeMs` (the parent's time), the block is not older than its parent.
     public static func checkBlock(_ block: Block, height: UInt64, previousHash: Hash32, previousTimeMs: UInt64? = nil,
-                                  consortium: Consortium) throws(VerificationError) {
+                                  consortium: Consortium, countingPersonalData: Bool = true) throws(VerificationError) {
         let header = block.header
         guard header.chainID == consortium.chainID else {
             throw VerificationError(code: "wrong_chain", message: "header chain id \(header.chainID)")
@@ -112,7 +114,7 @@ public enum BlockVerifier {
             throw VerificationError(code: "bad_transaction_count",
                                     message: "header says \(header.transactionCount) transactions, block has \(block.transactions.count)")
         }
-        try checkLimits(block, parameters: consortium.genesis.parameters)
+        try checkLimits(block, parameters: consortium.genesis.parameters, countingPersonalData: countingPersonalData)
         if let previousTimeMs, header.timeMs < previousTimeMs {
             throw VerificationError(code: "bad_time", message: "block time \(header.timeMs) is before its parent's \(previousTimeMs)")
         }
@@ -130,16 +132,17 @@ public enum BlockVerifier {
     }
 
     /// At most `maxBlockTransactions` transactions holding at most `maxBlockBytes` bytes (their canonical
-    /// encodings and the personal data carried with them), as genesis sets them. Counted before anything about the
-    /// transactions is checked.
-    public static func checkLimits(_ block: Block, parameters: ConsensusParameters) throws(VerificationError) {
+    /// encodings, and with `countingPersonalData` the personal data carried with them: a proposal's), as genesis
+    /// sets them. Counted before anything about the transactions is checked.
+    public static func checkLimits(_ block: Block, parameters: ConsensusParameters,
+                                   countingPersonalData: Bool = true) throws(VerificationError) {
         guard block.transactions.count <= Int(parameters.maxBlockTransactions) else {
             throw VerificationError(code: "block_too_large",
                                     message: "\(block.transactions.count) transactions, limit \(parameters.maxBlockTransactions)")
         }
         var bytes = 0
         for transaction in block.transactions {
-            bytes += transaction.carriedBytes
+            bytes += countingPersonalData ? transaction.carriedBytes : transaction.canonicalBytes.count
             guard bytes <= Int(parameters.maxBlockBytes) else {
                 throw VerificationError(code: "block_too_large",
                                         message: "transactions exceed \(parameters.maxBlockBytes) bytes")

@@ -88,17 +88,16 @@ public enum PersonalFields {
         }
         let commitment = members.removeValue(forKey: PersonalData.payloadKey)
         let signed = JSONValue.object(members)
-        if required, split(signed).personal != nil {
+        // On every path, certified blocks included: this reads only signed bytes.
+        if split(signed).personal != nil {
             throw CreditError(code: "personal_data_in_clear", path: root,
                               rule: "natural persons' fields (legalRepresentative; a sole proprietorship's name and address) must travel as personal data, not in the signed payload")
         }
         guard let commitment else {
-            if required {
-                guard transaction.personal == nil else {
-                    throw CreditError(code: "personal_data_mismatch", path: root, rule: "carries personal data its payload does not commit to")
-                }
-                try requireRegistrationFields(signed, path: root)
+            if required, transaction.personal != nil {
+                throw CreditError(code: "personal_data_mismatch", path: root, rule: "carries personal data its payload does not commit to")
             }
+            try requireRegistrationFields(signed, path: root, personalJoined: true)
             return (signed, .none)
         }
         guard case .string(let hex) = commitment, let expected = Hash32(hex: hex), hex == expected.hex else {
@@ -114,6 +113,8 @@ public enum PersonalFields {
                                   rule: missing ? "the payload commits to personal data that was not sent with it"
                                       : "the personal data sent does not match the payload's commitment")
             }
+            // Without the personal data, what is not personal must still be there (a company's name, address).
+            try requireRegistrationFields(signed, path: root, personalJoined: false)
             return (signed, .absent)
         }
         let merged = try merge(signed, fields, path: root)
@@ -123,22 +124,30 @@ public enum PersonalFields {
             throw CreditError(code: "personal_data_mismatch", path: root,
                               rule: "personal data may hold only natural persons' fields (legalRepresentative; a sole proprietorship's name and address)")
         }
-        if required { try requireRegistrationFields(merged, path: root) }
+        try requireRegistrationFields(merged, path: root, personalJoined: true)
         return (merged, .present)
     }
 
-    /// Registration-shaped objects (with `legalForm`) need their name, representative and address once joined.
-    static func requireRegistrationFields(_ value: JSONValue, path: String) throws(CreditError) {
+    /// Registration-shaped objects (with `legalForm`) need their name, representative and address; without their
+    /// personal data joined, only those of them that are not personal for their legal form.
+    static func requireRegistrationFields(_ value: JSONValue, path: String, personalJoined: Bool) throws(CreditError) {
         switch value {
         case .object(let members):
             if members["legalForm"] != nil {
+                let soleProprietor = members["legalForm"] == .string("soleProprietorship")
                 for key in registrationRequired.sorted() where members[key] == nil {
+                    let personal = alwaysPersonal.contains(key) || (soleProprietor && soleProprietorPersonal.contains(key))
+                    guard personalJoined || !personal else { continue }
                     throw CreditError(code: "missing_field", path: "\(path).\(key)", rule: "is required")
                 }
             }
-            for (key, member) in members { try requireRegistrationFields(member, path: "\(path).\(key)") }
+            for (key, member) in members.sorted(by: { $0.key < $1.key }) {
+                try requireRegistrationFields(member, path: "\(path).\(key)", personalJoined: personalJoined)
+            }
         case .array(let items):
-            for (index, item) in items.enumerated() { try requireRegistrationFields(item, path: "\(path)[\(index)]") }
+            for (index, item) in items.enumerated() {
+                try requireRegistrationFields(item, path: "\(path)[\(index)]", personalJoined: personalJoined)
+            }
         default:
             break
         }

@@ -258,6 +258,15 @@ public struct API: Sendable {
             }.map(\.1)
             return (transactions, fresh)
         }
+        // The signatures that did verify were work done for their reporters: charged to them even though the batch
+        // is refused, so that one bad item cannot make thousands of verifications free.
+        var verified: [InstitutionID: Double] = [:]
+        for (index, outcome) in outcomes {
+            if case .success(let transaction) = outcome, !known.contains(transaction.id(suite)) || decoded[index] == nil {
+                verified[transaction.body.reporter, default: 0] += 1
+            }
+        }
+        for (reporter, count) in verified { submissions.spend(reporter, cost: count, nowMs: now()) }
         // Remember a refusal only once the reporter's signature verified: anyone could otherwise post a
         // real transaction's body with a bad signature and have it reported as rejected.
         for failure in failures where Self.codesAfterSignature.contains(failure.code) {

@@ -13,12 +13,15 @@ public struct APIRequestContext: RemoteAddressRequestContext {
     }
 }
 
-/// A budget per client address for the work a caller can cause before anyone knows who it is: every request that
-/// fails to authenticate (no signature, a malformed, stale or unknown signer's header, a signature that does not
-/// verify, each badly signed transaction of a batch) spends one token of its address's bucket, and an address
-/// with an empty bucket is refused (`429 address_rate_limited`) before any signature of its next request is checked.
-/// Authenticated callers are limited per institution (``APILimits``) instead, so a bank behind one gateway address
-/// is never slowed by its address's budget while its signatures verify.
+/// A budget for the signature checks a caller can cause before anyone knows who it is: each signature that is
+/// checked and fails (a signed request's, a report query's, each badly signed transaction of a batch) spends one
+/// token, and a caller with none left is refused (`429 address_rate_limited`) before any more of its signatures are
+/// checked. The caller is its client address (``ClientAddress``) and, for signed reads, the institution its header
+/// claims: a hostile client behind a bank's gateway address can exhaust only the budget of the institution it
+/// claims to be at that address, not every member's. One token is reserved before a request runs (so concurrent
+/// requests cannot all pass on the last one) and given back when no signature failed; failures past it are owed
+/// as debt. Callers whose signatures verify are limited per institution (``APILimits``) instead. Checks that cost
+/// no verification (a missing, malformed or stale header, an unknown signer) are not charged.
 ///
 /// Requests without a socket address (tests in router mode, Unix sockets) are not budgeted.
 struct ClientBudget<Context: RemoteAddressRequestContext>: RouterMiddleware {
@@ -26,36 +29,43 @@ struct ClientBudget<Context: RemoteAddressRequestContext>: RouterMiddleware {
     let metrics: NodeMetrics
     let now: @Sendable () -> UInt64
 
-    /// Error codes that mean the caller did not prove who it is.
-    static var unauthenticatedCodes: Set<String> {
-        ["signature_required", "invalid_signed_request", "unknown_reporter", "bad_signature", "request_not_fresh",
-         "query_required", "invalid_query", "query_not_fresh", "invalid_encoding", "invalid_transaction",
-         "invalid_uscc", "payload_too_large", "wrong_chain"]
-    }
+    /// Error codes that mean a signature was checked and failed.
+    static var failedSignatureCodes: Set<String> { ["bad_signature"] }
 
     func handle(_ request: Request, context: Context,
                 next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let address = ClientAddress(context.remoteAddress) else { return try await next(request, context) }
-        if let wait = limiter.wait(address, nowMs: now()) {
+        let claimed = ReportRoutes.header(request, SignedRequest.headerName)?.split(separator: " ").first.map(String.init)
+        let key = ClientAddress(literal: address.description + (claimed.map { " as " + String($0.prefix(64)) } ?? ""))
+        if let wait = limiter.take([key: 1], nowMs: now()) {
             metrics.rateLimited.increment()
             throw APIError(.tooManyRequests, "address_rate_limited",
-                           "too many requests from \(address) failed to authenticate; retry later",
+                           "too many signatures from \(address) failed to verify; retry later",
                            retryAfterSeconds: RetryAfter.seconds(wait))
         }
         do {
-            return try await next(request, context)
+            let response = try await next(request, context)
+            limiter.refund(key, cost: 1, nowMs: now())
+            return response
         } catch let error as APIError {
             let failures = Self.failures(error.body.error)
-            if failures > 0 { limiter.spend(address, cost: Double(failures), nowMs: now()) }
+            if failures == 0 {
+                limiter.refund(key, cost: 1, nowMs: now())
+            } else if failures > 1 {
+                limiter.spend(key, cost: Double(failures - 1), nowMs: now())
+            }
+            throw error
+        } catch {
+            limiter.refund(key, cost: 1, nowMs: now())
             throw error
         }
     }
 
-    /// How many authentication failures an error reports: one per refused item of a batch, or one.
+    /// How many signatures an error reports as checked and failed: one per such item of a batch, or one.
     static func failures(_ detail: APIErrorBody.Detail) -> Int {
         if let items = detail.items, !items.isEmpty {
-            return items.count { unauthenticatedCodes.contains($0.code) }
+            return items.count { failedSignatureCodes.contains($0.code) }
         }
-        return unauthenticatedCodes.contains(detail.code) ? 1 : 0
+        return failedSignatureCodes.contains(detail.code) ? 1 : 0
     }
 }

@@ -109,6 +109,9 @@ final class NodeLedger: ReplicaLedger {
 
     func commit(_ record: CommittedBlock) throws {
         let hash = record.block.header.hash(suite)
+        // Personal data that does not match its commitment (a sync peer's junk) is dropped before anything else.
+        var record = record
+        record.block.transactions = withHeldPersonalData(record.block.transactions.map { $0.keepingMatchingPersonalData(suite) })
         try BlockVerifier.checkStructure(record, height: store.height + 1, previousHash: store.lastBlockHash,
                                          previousTimeMs: lastBlockTimeMs, consortium: consortium)
         // A block built or validated here passed every check then; any other (decided on a proposal this node
@@ -116,8 +119,6 @@ final class NodeLedger: ReplicaLedger {
         // followed.
         // A certified block may reach this node without some personal data (a proposer that sent it to others
         // only, a peer that no longer holds it): it is committed, and the data is shown as not held here.
-        var record = record
-        record.block.transactions = withHeldPersonalData(record.block.transactions.map { $0.keepingMatchingPersonalData(suite) })
         let state = try prepared.last(where: { $0.hash == hash })?.state
             ?? checkContents(record.block, personalRequired: false)
         try append(record, prepared: state)

@@ -57,13 +57,22 @@ public final class RateLimiter<Key: Hashable & Sendable>: Sendable {
         }
     }
 
-    /// Spends up to `cost` of `key`'s tokens (down to zero, never refused): for work already done, such as a
-    /// signature that was checked and failed.
+    /// Spends `cost` of `key`'s tokens, never refused, into debt down to minus the burst: for work already done,
+    /// such as signatures that were checked and failed (a batch of them owes for each).
     public func spend(_ key: Key, cost: Double, nowMs: UInt64) {
         buckets.withLock { buckets in
             let bucket = refill(buckets[key], nowMs: nowMs)
             if buckets[key] == nil { makeRoom(&buckets, nowMs: nowMs) }
-            buckets[key] = Bucket(tokens: max(0, bucket.tokens - cost), atMs: bucket.atMs)
+            buckets[key] = Bucket(tokens: max(-burst, bucket.tokens - cost), atMs: bucket.atMs)
+        }
+    }
+
+    /// Gives back `cost` tokens taken for work that turned out not to be owed (up to the burst).
+    public func refund(_ key: Key, cost: Double, nowMs: UInt64) {
+        buckets.withLock { buckets in
+            guard buckets[key] != nil else { return }
+            let bucket = refill(buckets[key], nowMs: nowMs)
+            buckets[key] = Bucket(tokens: min(burst, bucket.tokens + cost), atMs: bucket.atMs)
         }
     }
 

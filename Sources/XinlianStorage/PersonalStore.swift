@@ -24,6 +24,9 @@ public final class PersonalStore {
             CREATE INDEX IF NOT EXISTS personal_by_time ON personal(committed_ms);
             CREATE INDEX IF NOT EXISTS personal_by_subject ON personal(subject, height);
             """)
+        // A crash between an erasure's commit and its log truncation left the erased rows' old pages in the
+        // write-ahead log: truncate it on every open.
+        try truncateLog()
     }
 
     /// Keeps the personal data carried by `record`'s transactions (durable when this returns).
@@ -50,6 +53,7 @@ public final class PersonalStore {
     public func data(_ ids: [Hash32]) throws -> [Hash32: PersonalData] {
         var found: [Hash32: PersonalData] = [:]
         let select = try db.prepare("SELECT data FROM personal WHERE id = ?")
+        defer { select.reset() }
         for id in Set(ids) {
             select.reset()
             try select.bind(.blob(id.bytes))
@@ -110,6 +114,7 @@ public final class PersonalStore {
     /// Rows held (tests, metrics).
     public func count() throws -> Int {
         let select = try db.prepare("SELECT COUNT(*) FROM personal")
+        defer { select.reset() }
         _ = try select.step()
         return Int(select.int64(0))
     }
@@ -117,6 +122,12 @@ public final class PersonalStore {
     /// Moves everything into the database file (whose deleted rows `secure_delete` has overwritten) and empties the
     /// write-ahead log, which could otherwise still hold pages with erased data.
     private func truncateLog() throws {
-        try db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        let checkpoint = try db.prepare("PRAGMA wal_checkpoint(TRUNCATE)")
+        defer { checkpoint.reset() }
+        // One row: busy (1 when it could not finish), frames in the log, frames checkpointed.
+        guard try checkpoint.step(), checkpoint.int64(0) == 0, checkpoint.int64(1) <= 0 || checkpoint.int64(1) == checkpoint.int64(2)
+        else {
+            throw StorageError.io(file: db.path + "-wal", reason: "the personal data log could not be checkpointed and truncated")
+        }
     }
 }

@@ -11,8 +11,8 @@ struct MessageCodecTests {
     func proposalLayout() throws {
         let hash = try #require(self.hash)
         let proposal = Proposal(chainID: "c", height: 2, round: 3, blockHash: hash, polRound: 1, proposer: "v")
-        var expected: [UInt8] = [1, 0, 0, 0, 1, 0x63]
-        expected += [0, 0, 0, 0, 0, 0, 0, 2] + [0, 0, 0, 3] + hash.bytes + [1, 0, 0, 0, 1] + [0, 0, 0, 1, 0x76]
+        var expected: [UInt8] = [2, 0, 0, 0, 1, 0x63]
+        expected += [0, 0, 0, 0, 0, 0, 0, 2] + [0, 0, 0, 3] + hash.bytes + [1, 0, 0, 0, 1] + [0, 0, 0, 1, 0x76] + [0]
         #expect(proposal.canonicalBytes == expected)
         #expect(proposal.signingBytes == [0x23] + expected)
         var none = proposal

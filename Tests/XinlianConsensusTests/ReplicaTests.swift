@@ -64,6 +64,41 @@ struct ReplicaTests {
         #expect(replies.first == Array(chain.prefix(2)))
     }
 
+    /// A relayer that strips (or swaps) the personal data beside an honest proposal cannot get it refused: the
+    /// proposer signed the digest of what it sent, so the stripped copy is not taken at all (and not cached as
+    /// invalid), and the genuine copy arriving later still is (hostile review of the erasure slice, finding 1).
+    @Test func aProposalStrippedOfItsPersonalDataIsNotTaken() throws {
+        let probe = try ReplicaHarness()
+        let proposer = probe.replica.gate.rules.schedule.proposer(height: 1, round: 0)
+        let proposerIndex = try #require(probe.setup.validators.members.firstIndex { $0.id == proposer })
+        // The replica under test is another validator than the proposer.
+        var harness = try ReplicaHarness(index: (proposerIndex + 1) % 4)
+        var transaction = try harness.setup.transaction(1, timeMs: SimulatedConsortium.genesisTimeMs)
+        #expect(harness.ledger.admit(transaction, origin: .api))
+        transaction.personal = PersonalData(salt: Array(repeating: 3, count: 32), fields: Array(#"{"legalRepresentative":"张伟"}"#.utf8))
+        let block = harness.ledger.makeBlock(height: 1, timeMs: SimulatedConsortium.genesisTimeMs + 1, proposer: proposer,
+                                             transactions: [transaction])
+        let proposal = Proposal(chainID: harness.setup.consortium.chainID, height: 1, round: 0,
+                                blockHash: block.header.hash(harness.setup.suite), polRound: nil, proposer: proposer,
+                                personalDigest: PersonalSidecars.digest(block.transactions, suite: harness.setup.suite))
+        let signed = SignedProposal(proposal: proposal, signature: try harness.setup.keys[proposerIndex].sign(proposal.signingBytes))
+        var stripped = block
+        stripped.transactions[0].personal = nil
+        // The peer gate refuses the forwarded forgery outright; the signed copy passes it.
+        let rules = harness.replica.gate.rules
+        #expect(rules.frameRefusal(.consensus(.proposal(signed, stripped)), consortium: harness.setup.consortium,
+                                   verifier: DirectSignatureVerifier()) != nil)
+        #expect(rules.frameRefusal(.consensus(.proposal(signed, block)), consortium: harness.setup.consortium,
+                                   verifier: DirectSignatureVerifier()) == nil)
+        try harness.replica.start(journalRecords: [])
+        #expect(harness.replica.core.phase == .running && harness.replica.core.height == 1)
+        // Should it get past a gate, the core does not take it either, so nothing is cached against the block.
+        let keptStripped = harness.replica.receive(.consensus(.proposal(signed, stripped)), from: proposer)
+        #expect(!keptStripped, "the stripped copy was taken")
+        let keptGenuine = harness.replica.receive(.consensus(.proposal(signed, block)), from: proposer)
+        #expect(keptGenuine, "the genuine copy must still be taken")
+    }
+
     /// Each proposer spends its own journal budget: a Byzantine proposer's big proposals cannot use up what an
     /// honest proposer's proposal needs at the same height.
     @Test func oneProposersProposalsDoNotSpendAnothersJournalBudget() throws {

@@ -44,6 +44,11 @@ struct AddressBudgetTests {
             #expect(try errorCode(refused) == "address_rate_limited")
             #expect(refused.headers[.retryAfter] != nil)
             #expect(try errorCode(try await read(node.keys["bank-b"])) == "address_rate_limited")
+            // Another institution's clients at the same address are not locked out by what was sent as bank-b.
+            offset += 1
+            let other = try signedRead("/v1/headers/1", as: "registry", key: node.keys["registry"], chainID: node.consortium.chainID,
+                                       timeMs: node.clock.ms + offset)
+            #expect(try await client.execute(uri: "/v1/headers/1", method: .get, headers: other, body: nil).status == .ok)
         }
         // Successful reads spend nothing of the address's budget.
         let fresh = API(engine: node.engine, limits: limits)
