@@ -80,6 +80,10 @@ public struct API: Sendable {
         router.add(middleware: JSONErrorMiddleware())
         router.add(middleware: ClientBudget(limiter: failedAuthentications, metrics: engine.metrics, now: now))
         router.get("/v1/status") { _, _ in try API.json(await engine.status()) }
+        router.get("/v1/openapi.yaml") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/yaml"],
+                     body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml + "\n")))
+        }
         router.post("/v1/transactions") { request, _ in try await submit(request) }
         router.get("/v1/transactions/:id") { request, context in
             let reader = try await reader(of: request)

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdTesting
 import Testing
 import XinlianCrypto
 import XinlianNode
@@ -63,6 +64,20 @@ struct OpenAPIAgreementTests {
         #expect(served.count >= 8)
         #expect(served.subtracting(documented).isEmpty, "served but not documented: \(served.subtracting(documented).sorted())")
         #expect(documented.subtracting(served).isEmpty, "documented but not served: \(documented.subtracting(served).sorted())")
+        await engine.shutdown()
+    }
+
+    /// The document the node serves anonymously is docs/openapi.yaml, byte for byte (`scripts/sync-openapi`).
+    @Test func theServedDocumentIsTheDocument() async throws {
+        let node = try TestNode(suite: .ed25519SHA256)
+        defer { node.remove() }
+        let engine = try node.engine()
+        let response = try await Application(router: API(engine: engine).router()).test(.router) { client in
+            try await client.execute(uri: "/v1/openapi.yaml", method: .get)
+        }
+        #expect(response.status == .ok)
+        #expect(response.headers[.contentType] == "application/yaml")
+        #expect(String(buffer: response.body) == (try Self.document()), "docs/openapi.yaml changed: run scripts/sync-openapi")
         await engine.shutdown()
     }
 
