@@ -36,6 +36,9 @@ public enum AuditFaultCode {
     public static let wrongGenesis = "wrong_genesis"
     /// An export file's trailer disagrees with the records verified (count, height or head).
     public static let trailerMismatch = "trailer_mismatch"
+    /// A personal-data companion does not match its export (malformed, another chain, data that does not match its
+    /// commitment, or data the chain's rule had erased).
+    public static let badPersonalData = "bad_personal_data"
 }
 
 /// The first fault an audit found: where it is (file and absolute byte offset), which block it

@@ -111,6 +111,20 @@ public final class PersonalStore {
         if db.changes > 0 { try truncateLog() }
     }
 
+    /// Every piece of personal data held for blocks up to `height`, in height order: `(transaction id, height, data)`.
+    public func all(throughHeight height: UInt64) throws -> [(id: Hash32, height: UInt64, data: PersonalData)] {
+        let select = try db.prepare("SELECT id, height, data FROM personal WHERE height <= ? ORDER BY height, id")
+        defer { select.reset() }
+        try select.bind(.integer(Int64(clamping: height)))
+        var rows: [(id: Hash32, height: UInt64, data: PersonalData)] = []
+        while try select.step() {
+            guard let id = Hash32(bytes: select.blob(0)),
+                  let data = try? PersonalData(canonicalBytes: select.blob(2), limit: PersonalData.encodedLimit) else { continue }
+            rows.append((id, UInt64(clamping: select.int64(1)), data))
+        }
+        return rows
+    }
+
     /// Rows held (tests, metrics).
     public func count() throws -> Int {
         let select = try db.prepare("SELECT COUNT(*) FROM personal")

@@ -16,19 +16,31 @@ struct Export: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a node's whole chain into one portable file that `audit verify --export` reads.",
         discussion: Help.paragraphs(
-            "Reads the data directory without changing it. Prints the last height and head hash, the line `audit verify` "
+            "Reads the block log without changing it. Prints the last height and head hash, the line `audit verify` "
                 + "ends with.",
+            "The personal data the node still holds for those blocks (natural persons' fields, erasable) goes beside "
+                + "it in FILE.personal.json (mode 0600), unless --without-personal-data; erased data is never exported.",
             Help.example("xinlian export --data .cluster/node0/data --output chain.xlx")))
 
     @Option(help: "A node's data directory (read only).") var data: String
     @Option(help: "Output file.") var output: String
     @Option(help: "Genesis file (default: genesis.json beside the data directory).") var genesis: String?
+    @Flag(help: "Write no personal data (an integrity-only export, for auditors who need no names).")
+    var withoutPersonalData = false
 
     func run() async throws {
         try await reportingErrors {
             let consortium = try loadConsortium(genesis: genesis, data: data)
             let summary = try ExportFile.write(dataDirectory: data, consortium: consortium, to: output)
             print("exported \(summary.recordCount) blocks to \(output)")
+            let companion = PersonalExport.path(for: output)
+            if withoutPersonalData {
+                if FileManager.default.fileExists(atPath: companion) { try FileManager.default.removeItem(atPath: companion) }
+            } else {
+                let count = try PersonalExport.write(dataDirectory: data, consortium: consortium,
+                                                     throughHeight: summary.lastHeight, to: companion)
+                print("exported the personal data of \(count) statements to \(companion)")
+            }
             print("height \(summary.lastHeight) head \(summary.head.hex)")
         }
     }
@@ -55,6 +67,8 @@ struct Audit: AsyncParsableCommand {
             discussion: Help.paragraphs(
                 "Exits 0 and ends with `height H head HASH` when intact; otherwise exits 1 naming the first bad height, "
                     + "file and byte offset. Never modifies the data.",
+                "With --export, the personal data exported beside it (FILE.personal.json, when present) is checked too: "
+                    + "each entry against the commitment its statement signed, and none the chain had erased.",
                 Help.example("""
                     xinlian audit verify --genesis .cluster/genesis.json \\
                       --data .cluster/node0/data
@@ -72,10 +86,20 @@ struct Audit: AsyncParsableCommand {
                 let consortium = try loadConsortium(genesis: genesis, data: nil)
                 let options = AuditOptions(checkStateRoots: !skipStateRoots)
                 let report: AuditReport
+                var personal: Int?
                 if let data {
                     report = try AuditVerifier.verify(dataDirectory: data, consortium: consortium, options: options)
                 } else {
-                    report = try AuditVerifier.verify(exportFile: export ?? "", consortium: consortium, options: options)
+                    let export = export ?? ""
+                    report = try AuditVerifier.verify(exportFile: export, consortium: consortium, options: options)
+                    // Its personal data, when it was exported with it: every entry against its signed commitment.
+                    let companion = PersonalExport.path(for: export)
+                    if FileManager.default.fileExists(atPath: companion) {
+                        personal = try PersonalExport.verify(companion, exportFile: export, consortium: consortium)
+                    }
+                }
+                if let personal {
+                    print("verified the personal data of \(personal) statements against their commitments")
                 }
                 print("verified \(report.blocks) blocks and \(report.transactions) transactions of chain \(consortium.chainID)")
                 print("height \(report.height) head \(report.head.hex)")

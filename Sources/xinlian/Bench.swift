@@ -94,7 +94,12 @@ struct Bench: AsyncParsableCommand {
                     throw CLIError("sample transaction refused: \(refused.state)")
                 }
             }
-            while await engine.status().mempoolSize > 0 { await engine.waitUntilHeight(await engine.height + 1) }
+            // The height before the check: a block committed in between ends the wait at once.
+            while true {
+                let height = await engine.height
+                guard await engine.status().mempoolSize > 0 else { break }
+                await engine.waitUntilHeight(height + 1)
+            }
         }
         let rate = Double(signed.count) / seconds(ContinuousClock.now - start)
         await engine.shutdown()

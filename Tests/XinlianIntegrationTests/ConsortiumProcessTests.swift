@@ -218,6 +218,10 @@ struct ConsortiumProcessTests {
         let export = root + "/after-erasure.xlexp"
         #expect(try CLI.run(["export", "--data", cluster.home(0) + "/data", "--output", export]).status == 0)
         #expect(FileManager.default.contents(atPath: export)?.range(of: Data(holder.utf8)) == nil)
+        #expect(FileManager.default.contents(atPath: export + ".personal.json")?.range(of: Data(holder.utf8)) == nil)
+        let exportAudit = try CLI.run(["audit", "verify", "--genesis", root + "/genesis.json", "--export", export])
+        #expect(exportAudit.status == 0, "\(exportAudit.stderr)")
+        #expect(exportAudit.stdout.contains("verified the personal data of"), "\(exportAudit.stdout)")
     }
 
     /// Files under `directory` holding `text`'s UTF-8 bytes.

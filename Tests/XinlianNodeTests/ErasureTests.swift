@@ -150,6 +150,20 @@ struct ErasureTests {
         #expect(before.report.basicInfo.personalData == PersonalDataStatus(state: .present))
         if let proof = before.proof { #expect(VerifiableReportTests.failure(before.report, proof, node.consortium) == nil) }
         #expect(!(try Self.contains(node.directory + "/data", Self.holder)).isEmpty, "held before the order")
+        // An export carries it beside the blocks; the audit checks it against the signed commitment.
+        let before1 = node.directory + "/before.xlx"
+        let exported = try ExportFile.write(dataDirectory: node.directory + "/data", consortium: node.consortium, to: before1)
+        #expect(try PersonalExport.write(dataDirectory: node.directory + "/data", consortium: node.consortium,
+                                         throughHeight: exported.lastHeight, to: PersonalExport.path(for: before1)) == 1)
+        #expect(try PersonalExport.verify(PersonalExport.path(for: before1), exportFile: before1, consortium: node.consortium) == 1)
+        var doctored = try JSONDecoder().decode(PersonalExport.self,
+                                                from: Data(contentsOf: URL(fileURLWithPath: PersonalExport.path(for: before1))))
+        let forgedData = PersonalData(salt: Array(repeating: 1, count: 32), fields: Array(#"{"legalRepresentative":"李四"}"#.utf8))
+        doctored.entries[0].data = Data(forgedData.canonicalBytes).base64EncodedString()
+        try JSONEncoder().encode(doctored).write(to: URL(fileURLWithPath: node.directory + "/doctored.json"))
+        #expect(throws: AuditFault.self) {
+            try PersonalExport.verify(node.directory + "/doctored.json", exportFile: before1, consortium: node.consortium)
+        }
 
         // A member may not order an erasure; a regulator may.
         let byBank = try node.sign(.erasureOrder, ["reason": .string("客户申请")], by: "bank-a", subject: Self.proprietor)
@@ -171,6 +185,27 @@ struct ErasureTests {
         let proof = try #require(after.proof)
         #expect(VerifiableReportTests.failure(after.report, proof, node.consortium) == nil, "the report still verifies")
         #expect(!String(decoding: try JSONEncoder().encode(after), as: UTF8.self).contains(Self.holder))
+
+        // A new export holds none of it; the old personal data does not pass against the chain that erased it.
+        let after1 = node.directory + "/after.xlx"
+        let exportedAfter = try ExportFile.write(dataDirectory: node.directory + "/data", consortium: node.consortium, to: after1)
+        #expect(try PersonalExport.write(dataDirectory: node.directory + "/data", consortium: node.consortium,
+                                         throughHeight: exportedAfter.lastHeight, to: PersonalExport.path(for: after1)) == 0)
+        for file in [after1, PersonalExport.path(for: after1)] {
+            #expect(FileManager.default.contents(atPath: file)?.range(of: Data(Self.holder.utf8)) == nil, "\(file)")
+        }
+        try FileManager.default.copyItem(atPath: PersonalExport.path(for: before1), toPath: node.directory + "/stale.json")
+        let stale = try JSONDecoder().decode(PersonalExport.self, from: Data(contentsOf: URL(fileURLWithPath: node.directory + "/stale.json")))
+        var restamped = stale
+        restamped.throughHeight = exportedAfter.lastHeight
+        try JSONEncoder().encode(restamped).write(to: URL(fileURLWithPath: node.directory + "/stale.json"))
+        #expect(throws: AuditFault.self) {
+            try PersonalExport.verify(node.directory + "/stale.json", exportFile: after1, consortium: node.consortium)
+        }
+        for file in [before1, after1, PersonalExport.path(for: before1), PersonalExport.path(for: after1),
+                     node.directory + "/doctored.json", node.directory + "/stale.json"] {
+            try? FileManager.default.removeItem(atPath: file)
+        }
 
         // The audit still passes, and no byte of the erased data is left in the data directory.
         let audit = try AuditVerifier.verify(dataDirectory: node.directory + "/data", consortium: node.consortium)

@@ -268,8 +268,11 @@ func expectCommitted(_ transactions: [Transaction], on engines: [NodeEngine], se
             try await within(seconds, "\(engine.validatorID) to commit \(id)") {
                 while true {
                     try Task.checkCancellation()
+                    // The height before the check: a commit between the check and the wait then ends the wait at
+                    // once (reading it after could wait for a block an idle cluster never makes).
+                    let height = await engine.height
                     if case .committed = await engine.stateOf(id) { return }
-                    await engine.waitUntilHeight(await engine.height + 1)
+                    await engine.waitUntilHeight(height + 1)
                 }
             }
         }
