@@ -42,6 +42,8 @@ public struct API: Sendable {
     public let reads: RateLimiter<InstitutionID>
     /// Per client address, for requests that fail to authenticate (``ClientBudget``).
     public let failedAuthentications: RateLimiter<ClientAddress>
+    /// Reverse proxies whose `X-Forwarded-For` names the client (``APILimits/trustedProxies``).
+    public let trustedProxies: Set<ClientAddress>
     /// Client addresses with a budget remembered at once.
     public static let clientAddressLimit = 65_536
 
@@ -58,6 +60,7 @@ public struct API: Sendable {
         reads = RateLimiter(rate: limits.readsPerSecond, burst: limits.readBurst)
         failedAuthentications = RateLimiter(rate: limits.failedAuthenticationsPerSecond,
                                             burst: limits.failedAuthenticationBurst, keyLimit: Self.clientAddressLimit)
+        trustedProxies = Set(limits.trustedProxies.compactMap { ClientAddress(ipLiteral: $0) })
     }
 
     /// Signatures checked together; a batch stops at the first group with a bad one, so a batch of forgeries costs
@@ -78,7 +81,8 @@ public struct API: Sendable {
     public func router() -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: JSONErrorMiddleware())
-        router.add(middleware: ClientBudget(limiter: failedAuthentications, metrics: engine.metrics, now: now))
+        router.add(middleware: ClientBudget(limiter: failedAuthentications, metrics: engine.metrics, now: now,
+                                            trustedProxies: trustedProxies))
         router.get("/v1/status") { _, _ in try API.json(await engine.status()) }
         router.get("/v1/openapi.yaml") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/yaml"],

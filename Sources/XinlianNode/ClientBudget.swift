@@ -28,13 +28,27 @@ struct ClientBudget<Context: RemoteAddressRequestContext>: RouterMiddleware {
     let limiter: RateLimiter<ClientAddress>
     let metrics: NodeMetrics
     let now: @Sendable () -> UInt64
+    /// Reverse proxies whose `X-Forwarded-For` is believed (``APILimits/trustedProxies``).
+    var trustedProxies: Set<ClientAddress> = []
+
+    /// The client a request is budgeted by: the socket's address, or, from a trusted proxy, the rightmost address
+    /// of `X-Forwarded-For` that is not a trusted proxy (entries left of it are the client's own claims).
+    func client(_ socket: ClientAddress, _ request: Request) -> ClientAddress {
+        guard trustedProxies.contains(socket), let forwarded = ReportRoutes.header(request, "X-Forwarded-For") else { return socket }
+        for entry in forwarded.split(separator: ",").reversed() {
+            guard let address = ClientAddress(ipLiteral: String(entry)) else { return socket }
+            if !trustedProxies.contains(address) { return address }
+        }
+        return socket
+    }
 
     /// Error codes that mean a signature was checked and failed.
     static var failedSignatureCodes: Set<String> { ["bad_signature"] }
 
     func handle(_ request: Request, context: Context,
                 next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let address = ClientAddress(context.remoteAddress) else { return try await next(request, context) }
+        guard let socket = ClientAddress(context.remoteAddress) else { return try await next(request, context) }
+        let address = client(socket, request)
         let claimed = ReportRoutes.header(request, SignedRequest.headerName)?.split(separator: " ").first.map(String.init)
         let key = ClientAddress(literal: address.description + (claimed.map { " as " + String($0.prefix(64)) } ?? ""))
         if let wait = limiter.take([key: 1], nowMs: now()) {

@@ -130,6 +130,10 @@ public struct APILimits: Codable, Sendable, Equatable {
     /// past them the address is refused before any more of its signatures are checked.
     public var failedAuthenticationsPerSecond: Double = 10
     public var failedAuthenticationBurst: Double = 100
+    /// Addresses of reverse proxies (TLS terminators, load balancers) in front of the API. A request whose socket
+    /// comes from one is budgeted by the client the proxy names in `X-Forwarded-For` (the rightmost entry that is
+    /// not itself a trusted proxy); from anyone else that header is ignored, so it cannot be used to evade.
+    public var trustedProxies: [String] = []
     /// Open HTTP connections at once, all callers together; past it, new connections wait.
     public var maxConnections: Int = 1_024
     /// Seconds an idle HTTP connection is kept open.
@@ -141,7 +145,7 @@ public struct APILimits: Codable, Sendable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case submissionsPerSecond, submissionBurst, readsPerSecond, readBurst, failedAuthenticationsPerSecond,
-             failedAuthenticationBurst, maxConnections, idleTimeoutSeconds, mempoolExpirySeconds
+             failedAuthenticationBurst, trustedProxies, maxConnections, idleTimeoutSeconds, mempoolExpirySeconds
     }
 
     public init(from decoder: any Decoder) throws {
@@ -155,6 +159,10 @@ public struct APILimits: Codable, Sendable, Equatable {
             ?? defaults.failedAuthenticationsPerSecond
         failedAuthenticationBurst = try container.decodeIfPresent(Double.self, forKey: .failedAuthenticationBurst)
             ?? defaults.failedAuthenticationBurst
+        trustedProxies = try container.decodeIfPresent([String].self, forKey: .trustedProxies) ?? defaults.trustedProxies
+        for proxy in trustedProxies where ClientAddress(literal: proxy).ipLiteral == nil {
+            throw VerificationError(code: "invalid_config", message: "limits.trustedProxies: \(proxy) is not an IP address")
+        }
         maxConnections = try container.decodeIfPresent(Int.self, forKey: .maxConnections) ?? defaults.maxConnections
         idleTimeoutSeconds = try container.decodeIfPresent(Int.self, forKey: .idleTimeoutSeconds) ?? defaults.idleTimeoutSeconds
         mempoolExpirySeconds = try container.decodeIfPresent(UInt64.self, forKey: .mempoolExpirySeconds) ?? defaults.mempoolExpirySeconds

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import Synchronization
 import XinlianCore
@@ -113,8 +114,10 @@ public struct ClientAddress: Hashable, Sendable, CustomStringConvertible {
     public init?(_ address: SocketAddress?) {
         guard let address else { return nil }
         switch address {
-        case .v4(let v4):
-            description = v4.host
+        case .v4:
+            // The numeric address (an accepted socket's `host` name may be empty).
+            guard let text = address.ipAddress else { return nil }
+            description = text
         case .v6:
             guard let text = address.ipAddress else { return nil }
             if text.hasPrefix("::ffff:"), !text.dropFirst(7).contains(":") {
@@ -128,6 +131,16 @@ public struct ClientAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     public init(literal: String) { description = literal }
+
+    /// The address of an IP literal (`192.0.2.7`, `2001:db8::1`), nil for anything else.
+    public init?(ipLiteral text: String) {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty, let address = try? SocketAddress(ipAddress: trimmed, port: 0) else { return nil }
+        self.init(address)
+    }
+
+    /// This address as a socket address literal when it is one (for configuration checks).
+    var ipLiteral: SocketAddress? { try? SocketAddress(ipAddress: description, port: 0) }
 
     /// The first four groups of an IPv6 address in text form (expanding `::`).
     static func prefix64(_ text: String) -> String {

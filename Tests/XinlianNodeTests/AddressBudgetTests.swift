@@ -63,6 +63,38 @@ struct AddressBudgetTests {
         }
     }
 
+    /// Behind a trusted reverse proxy each client is budgeted by the address the proxy forwards; from anyone else
+    /// `X-Forwarded-For` is ignored, so a forger cannot take a fresh budget per header it makes up.
+    @Test(arguments: [true, false])
+    func forwardedAddressesCountOnlyFromTrustedProxies(trusted: Bool) async throws {
+        let node = try ReportNode()
+        defer { node.remove() }
+        try await node.commit([try node.registration()])
+        var limits = APILimits()
+        limits.failedAuthenticationsPerSecond = 0.001
+        limits.failedAuthenticationBurst = 2
+        limits.trustedProxies = trusted ? ["127.0.0.1", "::1"] : []
+        var api = API(engine: node.engine, limits: limits)
+        api.now = node.clock.closure
+        let stranger = CryptoSuite(.ed25519SHA256).generateSigningKey()
+        try await Application(router: api.router()).test(.live) { client in
+            var offset: UInt64 = 0
+            func forged(from forwarded: String) async throws -> String {
+                offset += 1
+                var headers = try signedRead("/v1/headers/1", as: "bank-b", key: stranger, chainID: node.consortium.chainID,
+                                             timeMs: node.clock.ms + offset)
+                headers[HTTPField.Name("X-Forwarded-For")!] = forwarded
+                return try errorCode(try await client.execute(uri: "/v1/headers/1", method: .get, headers: headers, body: nil))
+            }
+            var codes: [String] = []
+            for _ in 0..<3 { codes.append(try await forged(from: "198.51.100.1")) }
+            #expect(codes == ["bad_signature", "bad_signature", "address_rate_limited"])
+            // Another forwarded client: its own budget behind a trusted proxy, the same socket's otherwise.
+            let other = try await forged(from: "203.0.113.9, 198.51.100.2")
+            #expect(other == (trusted ? "bad_signature" : "address_rate_limited"))
+        }
+    }
+
     @Test func staleRequestsAreRefusedBeforeTheirSignatureIsChecked() async throws {
         let node = try ReportNode()
         defer { node.remove() }
