@@ -76,9 +76,6 @@ public enum PersonalSidecars {
             throw decoder.error("invalid_value", "\(field).count", "\(rawCount) sidecars for \(transactions.count) transactions", at: countAt)
         }
         let count = Int(rawCount)
-        guard count <= transactions.count else {
-            throw decoder.error("invalid_value", "\(field).count", "\(count) sidecars for \(transactions.count) transactions", at: countAt)
-        }
         var previous = -1
         for _ in 0..<count {
             let indexAt = decoder.offset
@@ -87,9 +84,8 @@ public enum PersonalSidecars {
                 throw decoder.error("invalid_value", "\(field).index", "position \(rawIndex) past \(transactions.count) transactions", at: indexAt)
             }
             let index = Int(rawIndex)
-            guard index > previous, index < transactions.count else {
-                throw decoder.error("invalid_value", "\(field).index",
-                                    "position \(index) out of order or past \(transactions.count) transactions", at: indexAt)
+            guard index > previous else {
+                throw decoder.error("invalid_value", "\(field).index", "position \(index) is not after \(previous)", at: indexAt)
             }
             transactions[index].personal = try PersonalData(from: &decoder)
             previous = index

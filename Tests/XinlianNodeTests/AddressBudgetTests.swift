@@ -20,8 +20,7 @@ struct AddressBudgetTests {
         var limits = APILimits()
         limits.failedAuthenticationsPerSecond = 0.001
         limits.failedAuthenticationBurst = 3
-        var api = API(engine: node.engine, limits: limits)
-        api.now = node.clock.closure
+        let api = node.api(limits)
         let app = Application(router: api.router())
         try await app.test(.live) { client in
             var offset: UInt64 = 0
@@ -74,8 +73,7 @@ struct AddressBudgetTests {
         limits.failedAuthenticationsPerSecond = 0.001
         limits.failedAuthenticationBurst = 2
         limits.trustedProxies = trusted ? ["127.0.0.1", "::1"] : []
-        var api = API(engine: node.engine, limits: limits)
-        api.now = node.clock.closure
+        let api = node.api(limits)
         let stranger = CryptoSuite(.ed25519SHA256).generateSigningKey()
         try await Application(router: api.router()).test(.live) { client in
             var offset: UInt64 = 0

@@ -62,6 +62,13 @@ struct ReportNode {
 
     var today: Day { Day(ms: clock.ms) }
 
+    /// An API over this node with `limits`, on the node's clock.
+    func api(_ limits: APILimits) -> API {
+        var api = API(engine: engine, limits: limits)
+        api.now = clock.closure
+        return api
+    }
+
     func sign(_ kind: TransactionKind, _ payload: [String: JSONValue], by reporter: InstitutionID,
               subject: USCC = ReportNode.borrower) throws -> Transaction {
         let body = TransactionBody(chainID: consortium.chainID, kind: kind, reporter: reporter, subject: subject,

@@ -155,8 +155,7 @@ struct RefusalTests {
         var limits = APILimits()
         limits.readsPerSecond = 0.001
         limits.readBurst = 2
-        var api = API(engine: node.engine, limits: limits)
-        api.now = node.clock.closure
+        let api = node.api(limits)
         let app = Application(router: api.router())
         let served = try await node.query(.supervision, consent: nil, by: "regulator")
         let first = try await app.test(.router) { client in try await reportRequest(client, served, purpose: "supervision") }
@@ -184,8 +183,7 @@ struct LimitTests {
         limits.readBurst = 2
         limits.submissionsPerSecond = 0.001
         limits.submissionBurst = 3
-        var api = API(engine: node.engine, limits: limits)
-        api.now = node.clock.closure
+        let api = node.api(limits)
         let app = Application(router: api.router())
         func read(_ target: String, as institution: InstitutionID, at offset: UInt64) async throws -> TestResponse {
             let headers = try signedRead(target, as: institution, key: node.keys[institution], chainID: node.consortium.chainID,
