@@ -26,11 +26,11 @@ public struct PersonalExport: Codable, Sendable, Equatable {
     public static func path(for exportPath: String) -> String { exportPath + ".personal.json" }
 
     /// Writes the personal data of `dataDirectory` for heights up to `throughHeight` to `path` (mode 0600, written
-    /// whole then renamed). Returns how many statements' data it holds.
+    /// whole then renamed), decrypted with the node's `key`. Returns how many statements' data it holds.
     @discardableResult
-    public static func write(dataDirectory: String, consortium: Consortium, throughHeight: UInt64,
+    public static func write(dataDirectory: String, consortium: Consortium, key: PersonalDataKey, throughHeight: UInt64,
                              to path: String) throws -> Int {
-        let store = try PersonalStore(path: PersonalStore.path(dataDirectory))
+        let store = try PersonalStore(path: PersonalStore.path(dataDirectory), key: key)
         let rows = try store.all(throughHeight: throughHeight)
         let document = PersonalExport(chainId: consortium.chainID.value, genesisHash: consortium.genesisHash.hex,
                                       throughHeight: throughHeight,

@@ -62,6 +62,14 @@ public protocol ReplicaLedger: AnyObject {
     /// Admits transactions a peer gossiped, through the same admission as the API's (origin: a node); returns
     /// how many became pending.
     func admitGossiped(_ transactions: [Transaction]) -> Int
+    /// Heights of committed blocks with personal data this ledger never received and the chain has not erased
+    /// (a block synced from a peer that left it out, or decided on a certificate alone), lowest first, at most
+    /// `limit`.
+    func heightsLackingPersonalData(limit: Int) -> [UInt64]
+    /// Keeps the personal data a peer's copy of the committed block at `record`'s height carries for the
+    /// transactions noted as lacking it, where it matches the commitment their signed payloads name; returns how
+    /// many transactions' data was kept. Nothing else of `record` is used.
+    func fillPersonalData(from record: CommittedBlock) -> Int
 }
 
 /// A timer the replica asked its owner to fire later (``Replica/fire(_:)``). Timers are never cancelled; one that
@@ -77,6 +85,9 @@ public enum ReplicaTimer: Hashable, Sendable {
     case stallCheck(height: UInt64)
     /// A block-sync request went unanswered (``Replica/syncTimeoutMs``).
     case syncTimeout(serial: UInt64)
+    /// Ask a peer for personal data this ledger lacks, or give up on an unanswered request
+    /// (``Replica/personalRepairMs``).
+    case personalRepair(serial: UInt64)
 }
 
 /// What the replica asks its owner to do, in order. The owner carries these out after each call.
@@ -110,6 +121,11 @@ public enum ReplicaNote: Sendable {
     case synced(peer: ValidatorID, count: Int, height: UInt64)
     case syncRequested(peer: ValidatorID, fromHeight: UInt64, count: UInt32, peerHeight: UInt64)
     case syncUnanswered(peer: ValidatorID)
+    /// A peer was asked for the personal data of committed blocks from `fromHeight` that this ledger lacks.
+    case personalDataRequested(peer: ValidatorID, fromHeight: UInt64, count: UInt32)
+    /// A peer's reply to that request gave `kept` transactions' personal data (0: it did not hold it, or withheld
+    /// it; the next peer is asked later).
+    case personalDataReceived(peer: ValidatorID, kept: Int)
     /// This node's own storage failed while applying a synced block (nobody is blamed).
     case syncFailedHere(height: UInt64, error: String)
     case stalled(ConsensusStatusReport)

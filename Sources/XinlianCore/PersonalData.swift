@@ -129,6 +129,20 @@ extension Transaction {
         return Hash32(hex: hex)
     }
 
+    /// False when the payload certainly names no personal data commitment (its bytes do not contain the key): a
+    /// byte search that spares decoding every payload of a block to find the few that do.
+    public var mayCommitToPersonalData: Bool {
+        let needle = Array("\"\(PersonalData.payloadKey)\"".utf8)
+        let payload = body.payload
+        guard payload.count >= needle.count, let first = needle.first else { return false }
+        var index = 0
+        while index <= payload.count - needle.count {
+            if payload[index] == first, payload[index..<(index + needle.count)].elementsEqual(needle) { return true }
+            index += 1
+        }
+        return false
+    }
+
     /// Whether the personal data carried and the payload's commitment agree: both absent, or the data hashing to the
     /// commitment. What an honest node forwards always agrees.
     public func carriesMatchingPersonalData(_ suite: CryptoSuite) -> Bool {

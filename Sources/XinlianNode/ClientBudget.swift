@@ -16,8 +16,8 @@ public struct APIRequestContext: RemoteAddressRequestContext {
 /// A budget for the signature checks a caller can cause before anyone knows who it is: each signature that is
 /// checked and fails (a signed request's, a report query's, each badly signed transaction of a batch) spends one
 /// token, and a caller with none left is refused (`429 address_rate_limited`) before any more of its signatures are
-/// checked. The caller is its client address (``ClientAddress``) and, for signed reads, the institution its header
-/// claims: a hostile client behind a bank's gateway address can exhaust only the budget of the institution it
+/// checked. The caller is its client address (``ClientAddress``; an IPv6 client's /48 is charged a share too) and,
+/// for signed reads, the institution its header claims: a hostile client behind a bank's gateway address can exhaust only the budget of the institution it
 /// claims to be at that address, not every member's. One token is reserved before a request runs (so concurrent
 /// requests cannot all pass on the last one) and given back when no signature failed; failures past it are owed
 /// as debt. Callers whose signatures verify are limited per institution (``APILimits``) instead. Checks that cost
@@ -50,27 +50,34 @@ struct ClientBudget<Context: RemoteAddressRequestContext>: RouterMiddleware {
         guard let socket = ClientAddress(context.remoteAddress) else { return try await next(request, context) }
         let address = client(socket, request)
         let claimed = ReportRoutes.header(request, SignedRequest.headerName)?.split(separator: " ").first.map(String.init)
-        let key = ClientAddress(literal: address.description + (claimed.map { " as " + String($0.prefix(64)) } ?? ""))
-        if let wait = limiter.take([key: 1], nowMs: now()) {
+        let claim = claimed.map { " as " + String($0.prefix(64)) } ?? ""
+        // The client's own bucket costs 1 a failure; its IPv6 /48's (shared by every /64 in it) a share of one.
+        var costs = [ClientAddress(literal: address.description + claim): 1.0]
+        if let aggregate = address.aggregate { costs[ClientAddress(literal: aggregate + claim)] = ClientAddress.aggregateShare }
+        if let wait = limiter.take(costs, nowMs: now()) {
             metrics.rateLimited.increment()
             throw APIError(.tooManyRequests, "address_rate_limited",
-                           "too many signatures from \(address) failed to verify; retry later",
+                           "too many signatures from \(address.aggregate.map { "\(address) (or its \($0))" } ?? "\(address)") failed to verify; retry later",
                            retryAfterSeconds: RetryAfter.seconds(wait))
+        }
+        func settle(_ failures: Int) {
+            for (key, cost) in costs {
+                if failures == 0 {
+                    limiter.refund(key, cost: cost, nowMs: now())
+                } else if failures > 1 {
+                    limiter.spend(key, cost: cost * Double(failures - 1), nowMs: now())
+                }
+            }
         }
         do {
             let response = try await next(request, context)
-            limiter.refund(key, cost: 1, nowMs: now())
+            settle(0)
             return response
         } catch let error as APIError {
-            let failures = Self.failures(error.body.error)
-            if failures == 0 {
-                limiter.refund(key, cost: 1, nowMs: now())
-            } else if failures > 1 {
-                limiter.spend(key, cost: Double(failures - 1), nowMs: now())
-            }
+            settle(Self.failures(error.body.error))
             throw error
         } catch {
-            limiter.refund(key, cost: 1, nowMs: now())
+            settle(0)
             throw error
         }
     }

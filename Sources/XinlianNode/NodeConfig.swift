@@ -2,6 +2,7 @@ import Foundation
 import XinlianConsensus
 import XinlianCore
 import XinlianNetwork
+import XinlianStorage
 
 /// A node's configuration file, `<home>/config.json`. Relative paths are relative to the home directory.
 public struct NodeConfig: Codable, Sendable, Equatable {
@@ -27,6 +28,9 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     /// This node's TLS key and self-signed certificate (PEM) for peer connections; genesis pins the key's hash.
     public var tlsKeyFile: String
     public var tlsCertificateFile: String
+    /// The key that encrypts personal data at rest (`docs/security.md`): 32 random bytes, hex; created (`0600`)
+    /// on first start when absent. Keep it, and its backup, apart from the data directory's.
+    public var personalDataKeyFile: String
     /// `127.0.0.1:port` for the operator API (peer links cut and healed by test harnesses); loopback only.
     /// Absent: no operator API.
     public var adminListen: String?
@@ -56,6 +60,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         self.logLevel = "info"
         self.tlsKeyFile = "tls.key"
         self.tlsCertificateFile = "tls.crt"
+        self.personalDataKeyFile = PersonalDataKey.fileName
         self.adminListen = nil
         self.consensusTimeouts = ConsensusTimeouts()
         self.network = NetworkConfig()
@@ -66,8 +71,8 @@ public struct NodeConfig: Codable, Sendable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case validator, genesisFile, dataDirectory, validatorKeyFile, apiListen, p2pListen, mempoolTransactionLimit,
-             mempoolBytesLimit, apiBodyLimitBytes, apiBatchLimit, logLevel, tlsKeyFile, tlsCertificateFile, adminListen,
-             consensusTimeouts, network, limits, apiPlainHTTP, apiPublicMetrics
+             mempoolBytesLimit, apiBodyLimitBytes, apiBatchLimit, logLevel, tlsKeyFile, tlsCertificateFile,
+             personalDataKeyFile, adminListen, consensusTimeouts, network, limits, apiPlainHTTP, apiPublicMetrics
     }
 
     /// Keys added after the first release are optional, so older config files still load.
@@ -86,6 +91,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         logLevel = try container.decode(String.self, forKey: .logLevel)
         tlsKeyFile = try container.decodeIfPresent(String.self, forKey: .tlsKeyFile) ?? "tls.key"
         tlsCertificateFile = try container.decodeIfPresent(String.self, forKey: .tlsCertificateFile) ?? "tls.crt"
+        personalDataKeyFile = try container.decodeIfPresent(String.self, forKey: .personalDataKeyFile) ?? PersonalDataKey.fileName
         adminListen = try container.decodeIfPresent(String.self, forKey: .adminListen)
         consensusTimeouts = try container.decodeIfPresent(ConsensusTimeouts.self, forKey: .consensusTimeouts)
             ?? ConsensusTimeouts()

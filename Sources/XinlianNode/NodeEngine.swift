@@ -80,7 +80,10 @@ public actor NodeEngine {
     /// Distinct committed transactions one submission may reference (each costs a block read).
     public static let committedReferencesLimit = NodeLedger.committedReferencesLimit
 
+    /// `personalDataKey`: the key of the personal data at rest; by default `personal.key` beside the data
+    /// directory, created there (`0600`) when absent.
     public init(consortium: Consortium, validatorID: ValidatorID, validatorKey: SigningKey, dataDirectory: String,
+                personalDataKey: PersonalDataKey? = nil,
                 mempool: Mempool = Mempool(), metrics: NodeMetrics, logger: Logger,
                 now: @escaping @Sendable () -> UInt64 = NodeEngine.wallClockMs) throws {
         guard let member = consortium.validators.member(validatorID) else {
@@ -96,7 +99,14 @@ public actor NodeEngine {
         self.logger = logger
         self.now = now
         self.dataDirectory = dataDirectory
-        let store = try LedgerStore(dataDirectory: dataDirectory, consortium: consortium)
+        let key: PersonalDataKey
+        if let personalDataKey { key = personalDataKey } else {
+            let path = PersonalDataKey.defaultPath(forDataDirectory: dataDirectory)
+            let loaded = try PersonalDataKey.loadOrCreate(path: path)
+            if loaded.created { logger.info("created the personal data key", metadata: ["path": "\(path)"]) }
+            key = loaded.key
+        }
+        let store = try LedgerStore(dataDirectory: dataDirectory, consortium: consortium, personalDataKey: key)
         let ledger = NodeLedger(consortium: consortium, store: store, mempool: mempool, metrics: metrics, logger: logger,
                                 now: now)
         self.ledger = ledger
@@ -197,6 +207,12 @@ public actor NodeEngine {
         } onCancel: {
             Task { await self.endWait(ticket) }
         }
+    }
+
+    /// Committed statements whose personal data this node holds, and those whose personal data it never received
+    /// (not erased; fetched from peers).
+    public func personalDataCounts() throws -> (held: Int, lacking: Int) {
+        (try store.personal.count(), try store.personal.missingCount())
     }
 
     private func endWait(_ ticket: UUID) {

@@ -139,6 +139,28 @@ final class NodeLedger: ReplicaLedger {
         return try? store.recordWithPersonalData(at: height)
     }
 
+    func heightsLackingPersonalData(limit: Int) -> [UInt64] {
+        do {
+            let heights = try store.personal.missingHeights(limit: limit)
+            metrics.personalDataLacking.record(heights.isEmpty ? 0 : try store.personal.missingCount())
+            return heights
+        } catch {
+            logger.error("reading which personal data this node lacks failed", metadata: ["error": "\(error)"])
+            return []
+        }
+    }
+
+    func fillPersonalData(from record: CommittedBlock) -> Int {
+        do {
+            let kept = try store.personal.fill(record.block.transactions, height: record.block.header.height, suite: suite)
+            if kept > 0 { metrics.personalDataLacking.record(try store.personal.missingCount()) }
+            return kept
+        } catch {
+            logger.error("keeping personal data a peer gave failed", metadata: ["error": "\(error)"])
+            return 0
+        }
+    }
+
     func admitGossiped(_ transactions: [Transaction]) -> Int {
         var admitted = 0
         for transaction in transactions {

@@ -15,6 +15,10 @@ public final class NodeMetrics: Sendable {
     let peersConnected: CoreMetrics.Gauge
     let evidence: CoreMetrics.Counter
     let blocksSynced: CoreMetrics.Counter
+    /// Transactions whose personal data a peer gave after this node committed their block without it.
+    let personalDataRepaired: CoreMetrics.Counter
+    /// Committed transactions whose personal data this node lacks (not erased).
+    let personalDataLacking: CoreMetrics.Gauge
     let peersDropped: CoreMetrics.Counter
     let refusals: CoreMetrics.Counter
     let rateLimited: CoreMetrics.Counter
@@ -34,6 +38,8 @@ public final class NodeMetrics: Sendable {
         peersConnected = CoreMetrics.Gauge(label: "xinlian_peers_connected", factory: factory)
         evidence = CoreMetrics.Counter(label: "xinlian_equivocations_total", factory: factory)
         blocksSynced = CoreMetrics.Counter(label: "xinlian_blocks_synced_total", factory: factory)
+        personalDataRepaired = CoreMetrics.Counter(label: "xinlian_personal_data_repaired_total", factory: factory)
+        personalDataLacking = CoreMetrics.Gauge(label: "xinlian_personal_data_lacking", factory: factory)
         peersDropped = CoreMetrics.Counter(label: "xinlian_peers_dropped_total", factory: factory)
     }
 

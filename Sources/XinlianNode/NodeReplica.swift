@@ -159,6 +159,17 @@ extension NodeEngine {
             ])
         case .syncUnanswered(let peer):
             logger.warning("block sync request unanswered; asking again", metadata: ["peer": "\(peer)"])
+        case .personalDataRequested(let peer, let fromHeight, let count):
+            logger.info("committed blocks lack personal data here: asking a peer", metadata: [
+                "peer": "\(peer)", "from": "\(fromHeight)", "count": "\(count)",
+            ])
+        case .personalDataReceived(let peer, let kept):
+            metrics.personalDataRepaired.increment(by: Int64(kept))
+            if kept == 0 {
+                logger.notice("a peer did not give the personal data asked for; another is asked later", metadata: ["peer": "\(peer)"])
+            } else {
+                logger.info("kept personal data a peer gave", metadata: ["peer": "\(peer)", "transactions": "\(kept)"])
+            }
         case .syncFailedHere(let height, let error):
             logger.error("block sync: applying block \(height) failed here", metadata: ["error": "\(error)"])
         case .stalled(let report):

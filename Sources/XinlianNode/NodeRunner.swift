@@ -12,6 +12,7 @@ import Prometheus
 import XinlianCore
 import XinlianCrypto
 import XinlianNetwork
+import XinlianStorage
 
 /// Everything a node's home directory holds, loaded and checked.
 public struct NodeHome: Sendable {
@@ -40,9 +41,15 @@ public enum NodeRunner {
         // One node per process: libraries that report through swift-metrics' global system (the peer
         // network's `xinlian_p2p_*`) land in the node's registry and on its /metrics.
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics.registry))
+        let keyPath = NodeConfig.resolve(node.config.personalDataKeyFile, home: home)
+        let personalKey = try PersonalDataKey.loadOrCreate(path: keyPath)
+        if personalKey.created {
+            logger.notice("created the key that encrypts personal data at rest; back it up apart from the data directory",
+                          metadata: ["path": "\(keyPath)"])
+        }
         let engine = try NodeEngine(
             consortium: node.consortium, validatorID: node.config.validator, validatorKey: node.validatorKey,
-            dataDirectory: node.dataDirectory,
+            dataDirectory: node.dataDirectory, personalDataKey: personalKey.key,
             mempool: Mempool(transactionLimit: node.config.mempoolTransactionLimit, bytesLimit: node.config.mempoolBytesLimit,
                              expiryMs: node.config.limits.mempoolExpirySeconds &* 1_000),
             metrics: metrics, logger: logger)

@@ -107,9 +107,16 @@ public enum RetryAfter {
 }
 
 /// Where a request comes from, as far as budgets go: an IPv4 address, or an IPv6 /64 (one subscriber's prefix,
-/// so one host cannot get a fresh budget per address it picks).
+/// so one host cannot get a fresh budget per address it picks). An IPv6 client also names its /48
+/// (``aggregate``), a site's usual allocation, which shares one budget of ``aggregateShare`` per request, so
+/// that a site cannot get a fresh budget per /64 it holds either (it holds 65,536).
 public struct ClientAddress: Hashable, Sendable, CustomStringConvertible {
     public let description: String
+    /// The IPv6 /48 this client's /64 is in (`2001:db8:1::/48`); nil for IPv4 and for literal keys.
+    public let aggregate: String?
+
+    /// What one charge to a client costs its /48: a /48 as a whole gets as many failures as 16 clients.
+    public static let aggregateShare = 1.0 / 16
 
     public init?(_ address: SocketAddress?) {
         guard let address else { return nil }
@@ -118,19 +125,25 @@ public struct ClientAddress: Hashable, Sendable, CustomStringConvertible {
             // The numeric address (an accepted socket's `host` name may be empty).
             guard let text = address.ipAddress else { return nil }
             description = text
+            aggregate = nil
         case .v6:
             guard let text = address.ipAddress else { return nil }
             if text.hasPrefix("::ffff:"), !text.dropFirst(7).contains(":") {
                 description = String(text.dropFirst(7))  // an IPv4 client on a dual-stack listener
+                aggregate = nil
             } else {
-                description = Self.prefix64(text) + "::/64"
+                description = Self.prefix(text, groups: 4) + "::/64"
+                aggregate = Self.prefix(text, groups: 3) + "::/48"
             }
         case .unixDomainSocket:
             return nil
         }
     }
 
-    public init(literal: String) { description = literal }
+    public init(literal: String) {
+        description = literal
+        aggregate = nil
+    }
 
     /// The address of an IP literal (`192.0.2.7`, `2001:db8::1`), nil for anything else.
     public init?(ipLiteral text: String) {
@@ -142,12 +155,12 @@ public struct ClientAddress: Hashable, Sendable, CustomStringConvertible {
     /// This address as a socket address literal when it is one (for configuration checks).
     var ipLiteral: SocketAddress? { try? SocketAddress(ipAddress: description, port: 0) }
 
-    /// The first four groups of an IPv6 address in text form (expanding `::`).
-    static func prefix64(_ text: String) -> String {
+    /// The first `groups` groups of an IPv6 address in text form (expanding `::`).
+    static func prefix(_ text: String, groups count: Int) -> String {
         let halves = text.split(separator: "::", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         let head = halves[0].isEmpty ? [] : halves[0].split(separator: ":").map(String.init)
         let tail = halves.count > 1 && !halves[1].isEmpty ? halves[1].split(separator: ":").map(String.init) : []
         let groups = halves.count > 1 ? head + Array(repeating: "0", count: max(0, 8 - head.count - tail.count)) + tail : head
-        return groups.prefix(4).map { String(UInt16($0, radix: 16) ?? 0, radix: 16) }.joined(separator: ":")
+        return groups.prefix(count).map { String(UInt16($0, radix: 16) ?? 0, radix: 16) }.joined(separator: ":")
     }
 }

@@ -57,6 +57,14 @@ extension World {
             records[0] = CommittedBlock(block: Block(header: header, transactions: records[0].block.transactions),
                                         certificate: records[0].certificate)
             hostile(.syncResponse(fromHeight: fromHeight, blocks: records), to: to, from: index)
+        case (.sidecarStripper, .syncResponse(let fromHeight, let records))
+            where records.contains(where: { $0.block.transactions.contains { $0.personal != nil } }):
+            let stripped = records.map { record in
+                var record = record
+                record.block.transactions = record.block.transactions.map(\.withoutPersonalData)
+                return record
+            }
+            hostile(.syncResponse(fromHeight: fromHeight, blocks: stripped), to: to, from: index)
         case (.replayer, .consensus(let consensus)):
             if PeerGate.Slot(consensus).signer == own {
                 nodes[index].sent.append(consensus)

@@ -157,8 +157,11 @@ extension World {
             record("n\(index) replayed \(entries) journal record(s) of height \(height), round \(round)")
         case .halted(let reason):
             record("n\(index) halts: \(reason)")
+        case .personalDataReceived(let peer, let kept) where kept > 0:
+            if nodes[index].isHonest { personalDataRepaired += kept }
+            record("n\(index) kept personal data of \(kept) transaction(s) from \(peer)")
         case .journalBudgetSpent, .journalWriteFailed, .synced, .syncRequested, .syncUnanswered, .syncFailedHere,
-             .stalled:
+             .stalled, .personalDataRequested, .personalDataReceived:
             break
         }
     }

@@ -190,8 +190,8 @@ final class SimLedger: ReplicaLedger {
         checked.insert(hash)
     }
 
-    private func checkContents(_ block: Block) throws(VerificationError) {
-        try LedgerRules.checkTransactions(block.transactions, consortium: consortium,
+    private func checkContents(_ block: Block, personalRequired: Bool = true) throws(VerificationError) {
+        try LedgerRules.checkTransactions(block.transactions, consortium: consortium, personalRequired: personalRequired,
                                           alreadyChecked: { id, transaction in
                                               self.mempool[id] == transaction || self.verified.checked(transaction)
                                           },
@@ -211,9 +211,20 @@ final class SimLedger: ReplicaLedger {
             try BlockVerifier.checkBlock(record.block, height: height + 1, previousHash: lastBlockHash,
                                          previousTimeMs: lastBlockTimeMs, consortium: consortium)
         }
-        if !checked.contains(hash) { try checkContents(record.block) }
+        // A certified block may come without some personal data (a sync peer left it out), as at the node.
+        if !checked.contains(hash) { try checkContents(record.block, personalRequired: false) }
+        var record = record
+        record.block.transactions = record.block.transactions.map { transaction in
+            let kept = transaction.keepingMatchingPersonalData(suite)
+            guard kept.personal == nil, let pending = mempool[transaction.id(suite)], pending.personal != nil else { return kept }
+            return pending
+        }
         let ids = record.block.transactions.map { $0.id(suite) }
         try LedgerRules.checkUnique(ids, isCommitted: { self.committed[$0] != nil })
+        for (id, transaction) in zip(ids, record.block.transactions)
+        where transaction.personal == nil && transaction.mayCommitToPersonalData && transaction.personalCommitment != nil {
+            lacking[id] = UInt64(chain.count + 1)
+        }
         chain.append(record)
         for (id, transaction) in zip(ids, record.block.transactions) {
             committed[id] = transaction
@@ -229,6 +240,30 @@ final class SimLedger: ReplicaLedger {
 
     func admitGossiped(_ transactions: [Transaction]) -> Int {
         transactions.reduce(0) { $0 + (admit($1, origin: .node) ? 1 : 0) }
+    }
+
+    /// Committed transactions whose personal data this ledger never received, by id: their heights.
+    private(set) var lacking: [Hash32: UInt64] = [:]
+
+    func heightsLackingPersonalData(limit: Int) -> [UInt64] {
+        Array(Set(lacking.values).sorted().prefix(limit))
+    }
+
+    func fillPersonalData(from record: CommittedBlock) -> Int {
+        let height = record.block.header.height
+        guard height >= 1, height <= self.height else { return 0 }
+        var kept = 0
+        for transaction in record.block.transactions {
+            let matching = transaction.keepingMatchingPersonalData(suite)
+            let id = transaction.id(suite)
+            guard matching.personal != nil, lacking[id] == height,
+                  let index = chain[Int(height - 1)].block.transactions.firstIndex(where: { $0.id(suite) == id }) else { continue }
+            chain[Int(height - 1)].block.transactions[index] = matching
+            committed[id] = matching
+            lacking[id] = nil
+            kept += 1
+        }
+        return kept
     }
 
     /// The node's admission (signature checked by the caller or here, then ``LedgerRules/checkPending``): true when

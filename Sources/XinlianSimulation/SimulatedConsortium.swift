@@ -16,6 +16,9 @@ struct SimulatedConsortium {
     let consortium: Consortium
     let keys: [SigningKey]
     let institution: SigningKey
+    /// The registry authority: every third workload transaction is its registration of a new enterprise, with the
+    /// legal representative's name as personal data beside the signed bytes.
+    let registry: SigningKey
     /// Signed by a member institution, each refused by the real rules: dated past `Int64.max`, a signature that does
     /// not verify, a query record in another institution's name, a supervision query by a member.
     let poisoned: [Transaction]
@@ -30,6 +33,7 @@ struct SimulatedConsortium {
         }
         institution = try key(1_000)
         let regulator = try key(1_001)
+        registry = try key(1_002)
         var records: [ValidatorRecord] = []
         var keys: [SigningKey] = []
         for (index, power) in powers.enumerated() {
@@ -49,6 +53,8 @@ struct SimulatedConsortium {
                                                     publicKey: institution.publicKey.bytes.hexString),
                                   InstitutionRecord(id: "nfra", name: "Regulator", roles: [.regulator],
                                                     publicKey: regulator.publicKey.bytes.hexString),
+                                  InstitutionRecord(id: "registry", name: "Registry", roles: [.registry],
+                                                    publicKey: registry.publicKey.bytes.hexString),
                               ],
                               validators: records)
         consortium = try Consortium(genesis)
@@ -89,11 +95,30 @@ struct SimulatedConsortium {
         ]
     }
 
-    /// The workload's `n`th transaction: a loan opened by the member institution, dated `timeMs`.
+    /// The workload's `n`th transaction, dated `timeMs`: a loan opened by the member institution, or (every third)
+    /// a registration carrying personal data (``registration(_:timeMs:)``).
     func transaction(_ n: UInt64, timeMs: UInt64) throws -> Transaction {
-        try Transaction.sign(TransactionBody(chainID: Self.chainID, kind: .facilityOpened, reporter: "bank-a",
+        if n % 3 == 0 { return try registration(n, timeMs: timeMs) }
+        return try Transaction.sign(TransactionBody(chainID: Self.chainID, kind: .facilityOpened, reporter: "bank-a",
                                              subject: try Self.subject(Int(n % 1_000)), timeMs: timeMs, nonce: n,
                                              payload: try Payload.canonicalize(.object(Self.facility(n)))),
                              with: institution)
+    }
+
+    /// A registration of the `n`th new enterprise by the registry, its legal representative's name kept off the
+    /// signed bytes as personal data (a salt derived from `n`: the simulator draws no randomness of its own here).
+    func registration(_ n: UInt64, timeMs: UInt64) throws -> Transaction {
+        let subject = try USCC.withCheckCharacter("91320000" + String(String(1_000_000_000 + n % 900_000_000).dropFirst()))
+        let payload: JSONValue = .object([
+            "name": .string("模拟企业\(n)"), "legalForm": .string("limitedLiabilityCompany"),
+            "legalRepresentative": .string("代表人\(n)"),
+            "registeredCapital": .object(["minor": .integer(100_000_000), "currency": .string("CNY")]),
+            "establishedOn": .string("2020-01-01"), "registrationAuthority": .string("模拟市场监督管理局"),
+            "address": .string("模拟路\(n)号"), "industry": .string("C1762"),
+        ])
+        let salt = (0..<UInt64(PersonalData.saltBytes)).map { UInt8(truncatingIfNeeded: n &* 131 &+ $0 &* 7) }
+        return try PersonalFields.sign(TransactionBody(chainID: Self.chainID, kind: .registration, reporter: "registry",
+                                                       subject: subject, timeMs: timeMs, nonce: n, payload: []),
+                                       payload: payload, salt: salt, suite: suite, key: registry)
     }
 }

@@ -114,6 +114,7 @@ struct World {
     var trace = TraceLog()
     var hostileSent = 0
     var refusedByHonest = 0
+    var personalDataRepaired = 0
 
     init(_ configuration: SimulationConfig) throws(SimulationError) {
         self.configuration = configuration
@@ -154,15 +155,17 @@ struct World {
             nowMs = timeMs
             eventCount += 1
             if healed, nowMs > configuration.faults.faultyPeriodMs + configuration.progressBoundMs {
-                return fail("progress", "honest heights \(honest.map { nodes[$0].ledger.height }) short of \(targetHeight)")
+                return fail("progress", "honest heights \(honest.map { nodes[$0].ledger.height }) short of \(targetHeight), or lacking personal data of \(honest.map { nodes[$0].ledger.lacking.count }) transaction(s)")
             }
             guard eventCount < Self.eventLimit else { return fail("progress", "event limit reached") }
             handle(event)
         }
     }
 
+    /// Every honest node reached the target height and holds the personal data of everything it committed
+    /// (fetched from peers when a block came without it): otherwise the run fails on progress.
     var isDone: Bool {
-        healed && honest.allSatisfy { nodes[$0].ledger.height >= targetHeight }
+        healed && honest.allSatisfy { nodes[$0].ledger.height >= targetHeight && nodes[$0].ledger.lacking.isEmpty }
     }
 
     mutating func handle(_ event: Event) {
@@ -300,7 +303,8 @@ struct World {
         SimulationResult(seed: configuration.seed, violations: violations, chains: nodes.map(\.ledger.chain),
                          honest: honest, evidence: evidence, eventCount: eventCount, endTimeMs: nowMs,
                          traceDigest: trace.digest, traceTail: trace.tail, fullTrace: trace.all,
-                         hostileMessages: hostileSent, refusedByHonest: refusedByHonest)
+                         hostileMessages: hostileSent, refusedByHonest: refusedByHonest,
+                         personalDataRepaired: personalDataRepaired)
     }
 }
 

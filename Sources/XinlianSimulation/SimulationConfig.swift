@@ -22,6 +22,9 @@ public enum ByzantineBehaviour: String, Sendable, Hashable, CaseIterable {
     case lyingSync
     /// Re-sends the messages of heights already decided.
     case replayer
+    /// Serves block sync (catching up, or asked for personal data) without the personal data beside the blocks:
+    /// the blocks are genuine, so nobody can refuse them, and whoever synced from it must get the data elsewhere.
+    case sidecarStripper
 }
 
 /// Network and process faults, active from the start until ``faultyPeriodMs``; after that the network is
@@ -142,6 +145,8 @@ public struct SimulationResult: Sendable {
     /// Proposals, votes, blocks and sync replies signed or sent by Byzantine validators that the honest validators
     /// refused (the gate, stale heights, block validation, block sync verification).
     public var refusedByHonest: Int
+    /// Transactions whose personal data an honest node got from a peer after committing their block without it.
+    public var personalDataRepaired: Int
 
     /// A report naming the seed, the violations and the trace tail, for a failing test.
     public var failureReport: String {

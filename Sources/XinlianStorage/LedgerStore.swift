@@ -41,8 +41,10 @@ public final class LedgerStore {
     public static func indexPath(_ data: String) -> String { data + "/index.sqlite" }
 
     /// Opens (creating if needed) the ledger in `dataDirectory`: repairs a torn tail, checks the
-    /// tail's links and certificates, and brings the index up to the log.
-    public init(dataDirectory: String, consortium: Consortium) throws {
+    /// tail's links and certificates, and brings the index up to the log. `personalDataKey` encrypts the personal
+    /// data beside the blocks; without it (tools and tests that need none) no personal data is kept or read, and
+    /// appending a block that carries some fails.
+    public init(dataDirectory: String, consortium: Consortium, personalDataKey: PersonalDataKey? = nil) throws {
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: Int(FileProtection.directoryMode)])
         self.consortium = consortium
@@ -55,7 +57,7 @@ public final class LedgerStore {
         let tail = try Self.checkTail(log: log, consortium: consortium)
         (self.height, self.lastHeader, self.lastBlockHash) = (tail.height, tail.header, tail.hash)
         self.index = try Self.openIndex(path: Self.indexPath(dataDirectory), log: log, consortium: consortium)
-        self.personal = try PersonalStore(path: PersonalStore.path(dataDirectory))
+        self.personal = try PersonalStore(path: PersonalStore.path(dataDirectory), key: personalDataKey)
         // Data written by an older version (0644 in 0755) is tightened too; SQLite gives its later -wal and -shm
         // files the index file's mode.
         try FileProtection.restrict(dataDirectory)

@@ -7,13 +7,20 @@ import XinlianCrypto
 /// pages) and its write-ahead log truncated after every erasure, so no byte of erased data stays in a file of the
 /// data directory. Rows are written with `synchronous=FULL` before the block that commits them is appended, so a
 /// committed block never loses personal data this node held; rows above the log's height (a crash between the
-/// two) are dropped when the store opens. Not thread-safe; owned by the ``LedgerStore``.
+/// two) are dropped when the store opens. Each row's data is encrypted with the node's ``PersonalDataKey``
+/// (`personal.key`, outside the data directory); the store remembers which key (a check value, not the key) and
+/// refuses another. Rows written by a version that did not encrypt are encrypted when the store first opens with a
+/// key. Not thread-safe; owned by the ``LedgerStore``.
 public final class PersonalStore {
     let db: SQLiteDatabase
+    /// Nil for a store opened only to read what is not personal (tests of other parts, tools): it then keeps and
+    /// reads no personal data.
+    let key: PersonalDataKey?
 
     public static func path(_ dataDirectory: String) -> String { dataDirectory + "/personal.sqlite" }
 
-    public init(path: String) throws {
+    public init(path: String, key: PersonalDataKey?) throws {
+        self.key = key
         db = try SQLiteDatabase(path: path)
         try db.execute("""
             PRAGMA secure_delete=ON;
@@ -23,45 +30,153 @@ public final class PersonalStore {
                 data BLOB NOT NULL) WITHOUT ROWID;
             CREATE INDEX IF NOT EXISTS personal_by_time ON personal(committed_ms);
             CREATE INDEX IF NOT EXISTS personal_by_subject ON personal(subject, height);
+            CREATE TABLE IF NOT EXISTS missing(
+                id BLOB PRIMARY KEY, subject TEXT, height INTEGER NOT NULL, committed_ms INTEGER NOT NULL) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS missing_by_height ON missing(height);
+            CREATE INDEX IF NOT EXISTS missing_by_time ON missing(committed_ms);
+            CREATE INDEX IF NOT EXISTS missing_by_subject ON missing(subject, height);
+            CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
             """)
+        if let key { try adopt(key) }
         // A crash between an erasure's commit and its log truncation left the erased rows' old pages in the
         // write-ahead log: truncate it on every open.
         try truncateLog()
     }
 
-    /// Keeps the personal data carried by `record`'s transactions (durable when this returns).
+    /// Keeps the personal data carried by `record`'s transactions (durable when this returns), and notes those
+    /// whose payload commits to personal data that did not come with them (``missingHeights(limit:)``).
     public func put(_ record: CommittedBlock, suite: CryptoSuite) throws {
         let header = record.block.header
         // Only personal data matching its payload's commitment is kept (a sync peer's junk is not).
-        let carried = record.block.transactions.map { $0.keepingMatchingPersonalData(suite) }.filter { $0.personal != nil }
-        guard !carried.isEmpty else { return }
+        let transactions = record.block.transactions.map { $0.keepingMatchingPersonalData(suite) }
+        let carried = transactions.filter { $0.personal != nil }
+        let lacking = transactions.filter { $0.personal == nil && $0.mayCommitToPersonalData && $0.personalCommitment != nil }
+        guard !carried.isEmpty || !lacking.isEmpty else { return }
+        guard carried.isEmpty || key != nil else { throw Self.noKey }
+        let height = Int64(clamping: header.height), time = Int64(clamping: header.timeMs)
         try db.transaction { () throws(StorageError) in
             let insert = try db.prepare("INSERT OR REPLACE INTO personal(id, subject, height, committed_ms, data) VALUES (?, ?, ?, ?, ?)")
             for transaction in carried {
-                guard let personal = transaction.personal else { continue }
+                guard let personal = transaction.personal, let key else { continue }
+                let id = transaction.id(suite)
                 insert.reset()
-                try insert.bind(.blob(transaction.id(suite).bytes),
-                                transaction.body.subject.map { .text($0.code) } ?? .null,
-                                .integer(Int64(clamping: header.height)), .integer(Int64(clamping: header.timeMs)),
-                                .blob(personal.canonicalBytes))
+                try insert.bind(.blob(id.bytes), transaction.body.subject.map { .text($0.code) } ?? .null,
+                                .integer(height), .integer(time), .blob(try key.seal(personal.canonicalBytes, id: id)))
                 _ = try insert.step()
+            }
+            let note = try db.prepare("INSERT OR REPLACE INTO missing(id, subject, height, committed_ms) VALUES (?, ?, ?, ?)")
+            for transaction in lacking {
+                note.reset()
+                try note.bind(.blob(transaction.id(suite).bytes), transaction.body.subject.map { .text($0.code) } ?? .null,
+                              .integer(height), .integer(time))
+                _ = try note.step()
             }
         }
     }
 
-    /// The personal data held for `ids` (those erased or never received are absent).
+    /// Heights of committed blocks with personal data this node never received and the chain has not erased,
+    /// lowest first, at most `limit` (what the replica asks peers for).
+    public func missingHeights(limit: Int) throws -> [UInt64] {
+        let select = try db.prepare("SELECT DISTINCT height FROM missing ORDER BY height LIMIT ?")
+        defer { select.reset() }
+        try select.bind(.integer(Int64(clamping: limit)))
+        var heights: [UInt64] = []
+        while try select.step() { heights.append(UInt64(clamping: select.int64(0))) }
+        return heights
+    }
+
+    /// Keeps the personal data `transactions` (of the committed block at `height`, as a peer sent them) carry
+    /// for transactions noted as missing it, when it matches their commitment; returns how many were kept.
+    public func fill(_ transactions: [Transaction], height: UInt64, suite: CryptoSuite) throws -> Int {
+        let carried = transactions.map { $0.keepingMatchingPersonalData(suite) }.filter { $0.personal != nil }
+        guard !carried.isEmpty else { return 0 }
+        guard let key else { throw Self.noKey }
+        var kept = 0
+        try db.transaction { () throws(StorageError) in
+            let find = try db.prepare("SELECT subject, committed_ms FROM missing WHERE id = ? AND height = ?")
+            let insert = try db.prepare("INSERT OR REPLACE INTO personal(id, subject, height, committed_ms, data) VALUES (?, ?, ?, ?, ?)")
+            let forget = try db.prepare("DELETE FROM missing WHERE id = ?")
+            for transaction in carried {
+                guard let personal = transaction.personal else { continue }
+                let id = transaction.id(suite)
+                find.reset()
+                try find.bind(.blob(id.bytes), .integer(Int64(clamping: height)))
+                guard try find.step() else { continue }
+                let subject = find.value(0)
+                let time = find.int64(1)
+                find.reset()
+                insert.reset()
+                try insert.bind(.blob(id.bytes), subject, .integer(Int64(clamping: height)), .integer(time),
+                                .blob(try key.seal(personal.canonicalBytes, id: id)))
+                _ = try insert.step()
+                forget.reset()
+                try forget.bind(.blob(id.bytes))
+                _ = try forget.step()
+                kept += 1
+            }
+        }
+        return kept
+    }
+
+    /// How many committed transactions lack personal data this node never received (metrics, tests).
+    public func missingCount() throws -> Int {
+        let select = try db.prepare("SELECT COUNT(*) FROM missing")
+        defer { select.reset() }
+        _ = try select.step()
+        return Int(select.int64(0))
+    }
+
+    /// The personal data held for `ids` (those erased or never received are absent, and so is a row that does not
+    /// open with this store's key or does not decode: it is shown as not held, never guessed).
     public func data(_ ids: [Hash32]) throws -> [Hash32: PersonalData] {
+        guard let key else { return [:] }
         var found: [Hash32: PersonalData] = [:]
         let select = try db.prepare("SELECT data FROM personal WHERE id = ?")
         defer { select.reset() }
         for id in Set(ids) {
             select.reset()
             try select.bind(.blob(id.bytes))
-            if try select.step(), let data = try? PersonalData(canonicalBytes: select.blob(0), limit: PersonalData.encodedLimit) {
-                found[id] = data
-            }
+            if try select.step(), let data = Self.decode(select.blob(0), id: id, key: key) { found[id] = data }
         }
         return found
+    }
+
+    static func decode(_ sealed: [UInt8], id: Hash32, key: PersonalDataKey) -> PersonalData? {
+        guard let bytes = key.unseal(sealed, id: id) else { return nil }
+        return try? PersonalData(canonicalBytes: bytes, limit: PersonalData.encodedLimit)
+    }
+
+    static let noKey = StorageError.invalidArgument("personal data cannot be kept without the node's personal data key")
+
+    /// Takes `key` as this store's: the first key a store opens with is remembered (a check value); another is
+    /// refused; rows written before the store encrypted are encrypted now (and their cleartext pages overwritten).
+    private func adopt(_ key: PersonalDataKey) throws {
+        let find = try db.prepare("SELECT value FROM meta WHERE name = 'key_check'")
+        let stored = try find.step() ? find.blob(0) : nil
+        find.reset()
+        if let stored {
+            guard stored == key.check else {
+                throw StorageError.io(file: db.path, reason: "the personal data here was encrypted with another key than the node's personal.key; give the node the key it was written with")
+            }
+            return
+        }
+        let rows = try db.prepare("SELECT id, data FROM personal")
+        var plain: [(id: [UInt8], data: [UInt8])] = []
+        while try rows.step() { plain.append((rows.blob(0), rows.blob(1))) }
+        rows.reset()
+        try db.transaction { () throws(StorageError) in
+            let update = try db.prepare("UPDATE personal SET data = ? WHERE id = ?")
+            for row in plain {
+                guard let id = Hash32(bytes: row.id) else { continue }
+                update.reset()
+                try update.bind(.blob(try key.seal(row.data, id: id)), .blob(row.id))
+                _ = try update.step()
+            }
+            let remember = try db.prepare("INSERT INTO meta(name, value) VALUES ('key_check', ?)")
+            try remember.bind(.blob(key.check))
+            _ = try remember.step()
+        }
+        if !plain.isEmpty { try truncateLog() }
     }
 
     /// `transactions` with the personal data this store holds for them attached.
@@ -90,6 +205,10 @@ public final class PersonalStore {
                     try delete.bind(.integer(Int64(clamping: header.timeMs - span)))
                     _ = try delete.step()
                     erased += db.changes
+                    // What was never received is not asked for any more: peers have erased it too.
+                    let forget = try db.prepare("DELETE FROM missing WHERE committed_ms <= ?")
+                    try forget.bind(.integer(Int64(clamping: header.timeMs - span)))
+                    _ = try forget.step()
                 }
             }
             for subject in orders {
@@ -97,6 +216,9 @@ public final class PersonalStore {
                 try delete.bind(.text(subject.code), .integer(Int64(clamping: header.height)))
                 _ = try delete.step()
                 erased += db.changes
+                let forget = try db.prepare("DELETE FROM missing WHERE subject = ? AND height < ?")
+                try forget.bind(.text(subject.code), .integer(Int64(clamping: header.height)))
+                _ = try forget.step()
             }
         }
         if erased > 0 { try truncateLog() }
@@ -105,6 +227,9 @@ public final class PersonalStore {
 
     /// Drops personal data of blocks above `height` (written before a block that a crash kept out of the log).
     public func drop(above height: UInt64) throws {
+        let forget = try db.prepare("DELETE FROM missing WHERE height > ?")
+        try forget.bind(.integer(Int64(clamping: height)))
+        _ = try forget.step()
         let delete = try db.prepare("DELETE FROM personal WHERE height > ?")
         try delete.bind(.integer(Int64(clamping: height)))
         _ = try delete.step()
@@ -113,13 +238,13 @@ public final class PersonalStore {
 
     /// Every piece of personal data held for blocks up to `height`, in height order: `(transaction id, height, data)`.
     public func all(throughHeight height: UInt64) throws -> [(id: Hash32, height: UInt64, data: PersonalData)] {
+        guard let key else { throw Self.noKey }
         let select = try db.prepare("SELECT id, height, data FROM personal WHERE height <= ? ORDER BY height, id")
         defer { select.reset() }
         try select.bind(.integer(Int64(clamping: height)))
         var rows: [(id: Hash32, height: UInt64, data: PersonalData)] = []
         while try select.step() {
-            guard let id = Hash32(bytes: select.blob(0)),
-                  let data = try? PersonalData(canonicalBytes: select.blob(2), limit: PersonalData.encodedLimit) else { continue }
+            guard let id = Hash32(bytes: select.blob(0)), let data = Self.decode(select.blob(2), id: id, key: key) else { continue }
             rows.append((id, UInt64(clamping: select.int64(1)), data))
         }
         return rows

@@ -4,6 +4,7 @@ import XinlianAudit
 import XinlianCore
 import XinlianCrypto
 import XinlianNode
+import XinlianStorage
 
 /// Genesis given explicitly, or the node home's `genesis.json` beside its `data/`.
 func loadConsortium(genesis: String?, data: String?) throws -> Consortium {
@@ -19,7 +20,9 @@ struct Export: AsyncParsableCommand {
             "Reads the block log without changing it. Prints the last height and head hash, the line `audit verify` "
                 + "ends with.",
             "The personal data the node still holds for those blocks (natural persons' fields, erasable) goes beside "
-                + "it in FILE.personal.json (mode 0600), unless --without-personal-data; erased data is never exported.",
+                + "it in FILE.personal.json (mode 0600), unless --without-personal-data; erased data is never exported. "
+                + "The node keeps it encrypted: the export needs the node's personal data key (personal.key beside the "
+                + "data directory by default).",
             Help.example("xinlian export --data .cluster/node0/data --output chain.xlx")))
 
     @Option(help: "A node's data directory (read only).") var data: String
@@ -27,6 +30,9 @@ struct Export: AsyncParsableCommand {
     @Option(help: "Genesis file (default: genesis.json beside the data directory).") var genesis: String?
     @Flag(help: "Write no personal data (an integrity-only export, for auditors who need no names).")
     var withoutPersonalData = false
+    @Option(help: ArgumentHelp("The node's personal data key (default: personal.key beside the data directory).",
+                               valueName: "file"))
+    var personalDataKey: String?
 
     func run() async throws {
         try await reportingErrors {
@@ -37,7 +43,13 @@ struct Export: AsyncParsableCommand {
             if withoutPersonalData {
                 if FileManager.default.fileExists(atPath: companion) { try FileManager.default.removeItem(atPath: companion) }
             } else {
+                let keyPath = personalDataKey ?? PersonalDataKey.defaultPath(forDataDirectory: data)
+                guard FileManager.default.fileExists(atPath: keyPath) else {
+                    throw CLIError("no personal data key at \(keyPath): name the node's key with --personal-data-key, "
+                                   + "or write an integrity-only export with --without-personal-data")
+                }
                 let count = try PersonalExport.write(dataDirectory: data, consortium: consortium,
+                                                     key: try PersonalDataKey.load(path: keyPath),
                                                      throughHeight: summary.lastHeight, to: companion)
                 print("exported the personal data of \(count) statements to \(companion)")
             }

@@ -99,6 +99,84 @@ struct ReplicaTests {
         #expect(keptGenuine, "the genuine copy must still be taken")
     }
 
+    /// Issue 9: a node that committed blocks without their personal data asks its peers in turn, keeps only what
+    /// matches the signed commitments, waits longer after each peer that gave nothing, and stops asking once it
+    /// holds everything.
+    @Test func personalDataLackingHereIsAskedOfPeersInTurn() throws {
+        let chain = try ReplicaHarness.chain(heights: 4)
+        let lacking = chain.filter { $0.block.transactions.contains { $0.personal != nil } }.map(\.block.header.height)
+        let first = try #require(lacking.first, "the workload's registrations carry personal data")
+        var harness = try ReplicaHarness()
+        for record in chain {
+            var stripped = record
+            stripped.block.transactions = record.block.transactions.map(\.withoutPersonalData)
+            try harness.ledger.commit(stripped)
+        }
+        #expect(harness.ledger.heightsLackingPersonalData(limit: 64) == lacking)
+        try harness.replica.start(journalRecords: [])
+        _ = harness.replica.takeEffects()
+
+        func request(_ effects: [ReplicaEffect]) -> (peer: ValidatorID, from: UInt64, count: UInt32)? {
+            effects.lazy.compactMap { effect -> (ValidatorID, UInt64, UInt32)? in
+                if case .send(.syncRequest(let from, let count), let peer) = effect { (peer, from, count) } else { nil }
+            }.first
+        }
+        func repairTimer(_ effects: [ReplicaEffect]) -> (ReplicaTimer, UInt64)? {
+            effects.lazy.compactMap { effect -> (ReplicaTimer, UInt64)? in
+                if case .schedule(let timer, let ms) = effect, case .personalRepair = timer { (timer, ms) } else { nil }
+            }.first
+        }
+        func reply(_ asked: (peer: ValidatorID, from: UInt64, count: UInt32), _ edit: (Transaction) -> Transaction) -> WireMessage {
+            let records = chain[Int(asked.from - 1)..<Int(asked.from - 1 + UInt64(asked.count))].map { record in
+                var copy = record
+                copy.block.transactions = record.block.transactions.map(edit)
+                return copy
+            }
+            return .syncResponse(fromHeight: asked.from, blocks: Array(records))
+        }
+
+        // Two peers connect (at this height: no block sync); the first is asked for the lowest lacking height.
+        harness.replica.connected(harness.id(1), height: 4)
+        let toFirst = try #require(request(harness.replica.takeEffects()))
+        harness.replica.connected(harness.id(2), height: 4)
+        #expect(request(harness.replica.takeEffects()) == nil, "one request at a time")
+        #expect(toFirst.peer == harness.id(1) && toFirst.from == first)
+
+        // It answers with forged personal data: nothing is kept, and the next peer is asked only after a wait.
+        let junk = PersonalData(salt: Array(repeating: 7, count: 32), fields: Array(#"{"legalRepresentative":"冒名"}"#.utf8))
+        harness.replica.receive(reply(toFirst) { var forged = $0; if forged.personal != nil { forged.personal = junk }; return forged },
+                                from: harness.id(1))
+        var effects = harness.replica.takeEffects()
+        #expect(request(effects) == nil)
+        let (wait, waitMs) = try #require(repairTimer(effects))
+        #expect(waitMs == Replica.personalRepairMs)
+        #expect(harness.ledger.heightsLackingPersonalData(limit: 64) == lacking, "forged data must not be kept")
+        #expect(harness.ledger.record(at: first)?.block.transactions.allSatisfy { $0.personal == nil } == true)
+
+        // Early, the wait is not over: nothing is asked. Then the second peer is asked, and gives the genuine data.
+        harness.replica.fire(wait)
+        #expect(request(harness.replica.takeEffects()) == nil, "asked again before the wait was over")
+        harness.clock.worldMs += Replica.personalRepairMs
+        harness.replica.fire(wait)
+        effects = harness.replica.takeEffects()
+        let toSecond = try #require(request(effects))
+        #expect(toSecond.peer == harness.id(2) && toSecond.from == first)
+        harness.replica.receive(reply(toSecond) { $0 }, from: harness.id(2))
+        effects = harness.replica.takeEffects()
+        let remaining = lacking.filter { $0 > first + UInt64(toSecond.count) - 1 }
+        #expect(harness.ledger.heightsLackingPersonalData(limit: 64) == remaining)
+        #expect(harness.ledger.record(at: first)?.block.transactions.contains { $0.personal != nil } == true)
+        // Whatever is left is asked of the peer that helped, at once; once nothing lacks, nothing is asked.
+        var asked = request(effects)
+        while let next = asked {
+            #expect(next.peer == harness.id(2))
+            harness.replica.receive(reply(next) { $0 }, from: next.peer)
+            asked = request(harness.replica.takeEffects())
+        }
+        #expect(harness.ledger.heightsLackingPersonalData(limit: 64).isEmpty)
+        #expect(harness.ledger.lacking.isEmpty)
+    }
+
     /// Each proposer spends its own journal budget: a Byzantine proposer's big proposals cannot use up what an
     /// honest proposer's proposal needs at the same height.
     @Test func oneProposersProposalsDoNotSpendAnothersJournalBudget() throws {

@@ -172,8 +172,9 @@ struct ConsortiumProcessTests {
         let heal = try CLI.run(["peers", "--admin", "http://127.0.0.1:\(admin)", "--heal", "node1"])
         #expect(heal.status == 0, "\(heal.stderr)")
 
-        // A sole proprietor's personal data reaches every node beside its registration, and a regulator's erasure
-        // order removes it from every one: reports agree on the erasure, and no byte of it stays on any disk.
+        // A sole proprietor's personal data reaches every node beside its registration (encrypted at rest), and a
+        // regulator's erasure order removes it from every one: reports agree on the erasure, and no byte of it
+        // stays on any disk.
         let holder = "王小明", shop = "西湖区王小明五金店"
         let proprietor = "92330106MA2KQ7788X"
         let registered = try CLI.run(["submit", "--node", cluster.url(1), "--key", keys + "registry.key", "--wait", "-"], stdin: """
@@ -183,7 +184,13 @@ struct ConsortiumProcessTests {
         let subject = try USCC.withCheckCharacter(String(proprietor.prefix(17))).code
         let heldAt = try #require(try cluster.tip(1)).height
         #expect(try eventually(30) { try cluster.agree([0, 1, 2, 3], atLeast: heldAt) })
-        for i in 0..<4 { #expect(!(try Self.files(under: cluster.home(i) + "/data", containing: holder)).isEmpty, "node\(i) holds it") }
+        for i in 0..<4 {
+            // Every node holds it (its report shows it), encrypted: no file of its data directory has it in clear.
+            let report = try CLI.run(["report", subject, "--node", cluster.url(i), "--key", keys + "regulator.key",
+                                      "--purpose", "supervision", "--height", String(heldAt), "--format", "text"])
+            #expect(report.status == 0 && report.stdout.contains(holder), "node\(i) holds it: \(report.stderr)")
+            #expect(try Self.files(under: cluster.home(i) + "/data", containing: holder).isEmpty, "node\(i) keeps it in clear")
+        }
         let ordered = try CLI.run(["submit", "--node", cluster.url(2), "--key", keys + "regulator.key", "--wait", "-"], stdin: """
             {"kind":"erasureOrder","subject":"\(subject)","payload":{"reason":"个体工商户注销","legalBasis":"PIPL Art. 47"}}
             """)

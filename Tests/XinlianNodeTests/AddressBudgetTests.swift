@@ -62,34 +62,56 @@ struct AddressBudgetTests {
         }
     }
 
-    /// Behind a trusted reverse proxy each client is budgeted by the address the proxy forwards; from anyone else
-    /// `X-Forwarded-For` is ignored, so a forger cannot take a fresh budget per header it makes up.
-    @Test(arguments: [true, false])
-    func forwardedAddressesCountOnlyFromTrustedProxies(trusted: Bool) async throws {
+    /// Runs `body` against a node whose budget of failed signatures is 2 per client, refilling almost never, with
+    /// `forged(forwarded)`: a read signed by a key genesis does not hold, sent with that `X-Forwarded-For`, giving
+    /// the error code.
+    static func withForgedReads(trustedProxies: [String],
+                                _ body: @Sendable (_ forged: (String) async throws -> String) async throws -> Void) async throws {
         let node = try ReportNode()
         defer { node.remove() }
         try await node.commit([try node.registration()])
         var limits = APILimits()
         limits.failedAuthenticationsPerSecond = 0.001
         limits.failedAuthenticationBurst = 2
-        limits.trustedProxies = trusted ? ["127.0.0.1", "::1"] : []
+        limits.trustedProxies = trustedProxies
         let api = node.api(limits)
         let stranger = CryptoSuite(.ed25519SHA256).generateSigningKey()
         try await Application(router: api.router()).test(.live) { client in
             var offset: UInt64 = 0
-            func forged(from forwarded: String) async throws -> String {
+            try await body { forwarded in
                 offset += 1
                 var headers = try signedRead("/v1/headers/1", as: "bank-b", key: stranger, chainID: node.consortium.chainID,
                                              timeMs: node.clock.ms + offset)
                 headers[HTTPField.Name("X-Forwarded-For")!] = forwarded
                 return try errorCode(try await client.execute(uri: "/v1/headers/1", method: .get, headers: headers, body: nil))
             }
+        }
+    }
+
+    /// Behind a trusted reverse proxy each client is budgeted by the address the proxy forwards; from anyone else
+    /// `X-Forwarded-For` is ignored, so a forger cannot take a fresh budget per header it makes up.
+    @Test(arguments: [true, false])
+    func forwardedAddressesCountOnlyFromTrustedProxies(trusted: Bool) async throws {
+        try await Self.withForgedReads(trustedProxies: trusted ? ["127.0.0.1", "::1"] : []) { forged in
             var codes: [String] = []
-            for _ in 0..<3 { codes.append(try await forged(from: "198.51.100.1")) }
+            for _ in 0..<3 { codes.append(try await forged("198.51.100.1")) }
             #expect(codes == ["bad_signature", "bad_signature", "address_rate_limited"])
             // Another forwarded client: its own budget behind a trusted proxy, the same socket's otherwise.
-            let other = try await forged(from: "203.0.113.9, 198.51.100.2")
+            let other = try await forged("203.0.113.9, 198.51.100.2")
             #expect(other == (trusted ? "bad_signature" : "address_rate_limited"))
+        }
+    }
+
+    /// A site with an IPv6 /48 holds 65,536 /64s: each /64 is one client, and all of them together get the budget of
+    /// sixteen clients, not 65,536 fresh ones; another /48 is untouched.
+    @Test func anIPv6SiteSharesOneBudgetAcrossItsPrefixes() async throws {
+        try await Self.withForgedReads(trustedProxies: ["127.0.0.1", "::1"]) { forged in
+            // One failure from each of 40 /64s of one /48: the /48's share of 2 × 16 = 32 failures, then refused.
+            var codes: [String] = []
+            for n in 0..<40 { codes.append(try await forged("2001:db8:7:\(String(n, radix: 16))::1")) }
+            #expect(codes.prefix(32).allSatisfy { $0 == "bad_signature" }, "\(codes)")
+            #expect(codes.dropFirst(32).allSatisfy { $0 == "address_rate_limited" }, "\(codes)")
+            #expect(try await forged("2001:db8:8:1::1") == "bad_signature", "another /48 has its own budget")
         }
     }
 
@@ -118,6 +140,7 @@ struct AddressBudgetTests {
         #expect(a == b)
         #expect(a != c)
         #expect(a.description == "2001:db8:1:2::/64")
+        #expect(a.aggregate == "2001:db8:1::/48" && c.aggregate == a.aggregate)
         let mapped = try #require(ClientAddress(try SocketAddress(ipAddress: "::ffff:192.0.2.7", port: 1)))
         #expect(mapped.description == "192.0.2.7")
     }

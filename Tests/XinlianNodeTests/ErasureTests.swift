@@ -149,11 +149,13 @@ struct ErasureTests {
         #expect(before.report.basicInfo.current?.name == Self.shopName)
         #expect(before.report.basicInfo.personalData == PersonalDataStatus(state: .present))
         if let proof = before.proof { #expect(VerifiableReportTests.failure(before.report, proof, node.consortium) == nil) }
-        #expect(!(try Self.contains(node.directory + "/data", Self.holder)).isEmpty, "held before the order")
+        #expect(try await node.engine.personalDataCounts().held == 1, "held before the order")
+        #expect(try Self.contains(node.directory + "/data", Self.holder).isEmpty, "held in clear: not encrypted at rest")
         // An export carries it beside the blocks; the audit checks it against the signed commitment.
         let before1 = node.directory + "/before.xlx"
         let exported = try ExportFile.write(dataDirectory: node.directory + "/data", consortium: node.consortium, to: before1)
         #expect(try PersonalExport.write(dataDirectory: node.directory + "/data", consortium: node.consortium,
+                                         key: try PersonalDataKey.load(path: node.directory + "/personal.key"),
                                          throughHeight: exported.lastHeight, to: PersonalExport.path(for: before1)) == 1)
         #expect(try PersonalExport.verify(PersonalExport.path(for: before1), exportFile: before1, consortium: node.consortium) == 1)
         var doctored = try JSONDecoder().decode(PersonalExport.self,
@@ -190,6 +192,7 @@ struct ErasureTests {
         let after1 = node.directory + "/after.xlx"
         let exportedAfter = try ExportFile.write(dataDirectory: node.directory + "/data", consortium: node.consortium, to: after1)
         #expect(try PersonalExport.write(dataDirectory: node.directory + "/data", consortium: node.consortium,
+                                         key: try PersonalDataKey.load(path: node.directory + "/personal.key"),
                                          throughHeight: exportedAfter.lastHeight, to: PersonalExport.path(for: after1)) == 0)
         for file in [after1, PersonalExport.path(for: after1)] {
             #expect(FileManager.default.contents(atPath: file)?.range(of: Data(Self.holder.utf8)) == nil, "\(file)")
@@ -207,7 +210,8 @@ struct ErasureTests {
             try? FileManager.default.removeItem(atPath: file)
         }
 
-        // The audit still passes, and no byte of the erased data is left in the data directory.
+        // The audit still passes, the encrypted row is gone, and no byte of the erased data is in the data directory.
+        #expect(try await node.engine.personalDataCounts().held == 0)
         let audit = try AuditVerifier.verify(dataDirectory: node.directory + "/data", consortium: node.consortium)
         #expect(audit.height == (await node.engine.height))
         for text in [Self.holder, Self.shopName, Self.shopAddress] {
