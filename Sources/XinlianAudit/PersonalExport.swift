@@ -30,8 +30,10 @@ public struct PersonalExport: Codable, Sendable, Equatable {
     @discardableResult
     public static func write(dataDirectory: String, consortium: Consortium, key: PersonalDataKey, throughHeight: UInt64,
                              to path: String) throws -> Int {
-        let store = try PersonalStore(path: PersonalStore.path(dataDirectory), key: key)
-        let rows = try store.all(throughHeight: throughHeight)
+        // The node's store is read, never re-encrypted: a wrong key is refused rather than adopted.
+        let storePath = PersonalStore.path(dataDirectory)
+        let rows = FileManager.default.fileExists(atPath: storePath)
+            ? try PersonalStore(path: storePath, key: key, adoptingKey: false).all(throughHeight: throughHeight) : []
         let document = PersonalExport(chainId: consortium.chainID.value, genesisHash: consortium.genesisHash.hex,
                                       throughHeight: throughHeight,
                                       entries: rows.map { Entry(height: $0.height, transaction: $0.id.hex,

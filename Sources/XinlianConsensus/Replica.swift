@@ -33,18 +33,8 @@ public struct Replica {
     /// The outstanding block-sync request, if any.
     var sync: SyncRequest?
     var syncSerial: UInt64 = 0
-    /// The outstanding request for personal data this ledger lacks, if any (a sync request for committed heights).
-    var repair: SyncRequest?
-    /// The serial of the one `personalRepair` timer that counts (older ones are stale when they fire).
-    var repairSerial: UInt64 = 0
-    /// The peer asked last for personal data, and whether its last reply gave some: then it is asked again,
-    /// otherwise the next connected peer after it.
-    var repairPeer: ValidatorID?
-    var repairPeerHelped = false
-    /// No request for personal data before this time: after a reply without any, the wait doubles (from
-    /// ``personalRepairMs`` to ``personalRepairMaxMs``), so data nobody serves costs peers little.
-    var repairNotBeforeMs: UInt64 = 0
-    var repairDelayMs: UInt64 = Replica.personalRepairMs
+    /// Requests for personal data this ledger lacks (``requestPersonalData(force:)``).
+    var repair = PersonalRepair()
     /// Equivocations seen (bounded), newest last.
     public private(set) var evidence: [Equivocation] = []
     /// Set when consensus had to stop (a journal write or a commit failed): nothing more is signed.
@@ -107,11 +97,6 @@ public struct Replica {
     public static let regossipTransactionsLimit = 256
     /// How long a sync request may go unanswered before another peer is asked.
     public static let syncTimeoutMs: UInt64 = 10_000
-    /// How long a request for lacking personal data may go unanswered, and how long after a reply without it (or
-    /// with no peer connected) the next peer is asked.
-    public static let personalRepairMs: UInt64 = 5_000
-    /// The longest wait between requests for personal data that no peer gave.
-    public static let personalRepairMaxMs: UInt64 = 300_000
     /// How long a height may stay undecided before the owner is told, and again every such interval.
     public static let stallWarningMs: UInt64 = 10_000
     /// Internal answers (built, validated, signed) chained from one input: a bound, never reached by a correct core.
@@ -214,12 +199,7 @@ public struct Replica {
         connected.insert(peer)
         guard halted == nil else { return }
         noteHeight(height, of: peer)
-        // A peer that (re)connects may hold what the others did not give: no waiting out the back-off for it.
-        if repair == nil {
-            repairNotBeforeMs = 0
-            repairDelayMs = Self.personalRepairMs
-        }
-        requestPersonalData()
+        personalRepairConnected(peer)
         for message in heldForGossip() { effects.append(.send(.consensus(message), to: peer)) }
     }
 
@@ -227,10 +207,7 @@ public struct Replica {
         connected.remove(peer)
         peerHeights[peer] = nil
         if sync?.peer == peer, halted == nil { syncEnded() }
-        if repair?.peer == peer, halted == nil {
-            repair = nil
-            requestPersonalData()
-        }
+        if repair.outstanding?.peer == peer, halted == nil { personalRepairUnanswered() }
     }
 
     /// One message from a peer. Signatures of proposals, votes and transactions may have been checked by the
@@ -257,7 +234,7 @@ public struct Replica {
         case .syncRequest(let fromHeight, let count):
             serveSync(fromHeight: fromHeight, count: count, to: peer)
         case .syncResponse(let fromHeight, let blocks):
-            if let repair, repair.peer == peer, repair.fromHeight == fromHeight {
+            if let asked = repair.outstanding, asked.peer == peer, asked.fromHeight == fromHeight {
                 applyPersonalData(blocks, fromHeight: fromHeight, from: peer)
             }
             applySync(fromHeight: fromHeight, blocks: blocks, from: peer)
@@ -301,16 +278,8 @@ public struct Replica {
             peerHeights[sync.peer] = nil
             syncEnded()
         case .personalRepair(let serial):
-            guard serial == repairSerial else { return }
-            if let unanswered = repair {
-                note(.personalDataReceived(peer: unanswered.peer, kept: 0))
-                repairPeer = unanswered.peer
-                repairPeerHelped = false
-                repair = nil
-                backOffPersonalData()
-            } else {
-                requestPersonalData()
-            }
+            guard serial == repair.serial else { return }
+            if repair.outstanding != nil { personalRepairUnanswered() } else { requestPersonalData(force: true) }
         }
     }
 
@@ -694,7 +663,7 @@ public struct Replica {
                 guard record.block.header.height == height else {
                     throw VerificationError(code: "wrong_height", message: "block \(record.block.header.height) where \(height) was asked for")
                 }
-                try ledger.commit(record)
+                try ledger.commit(withHeldPersonalData(record))
                 applied += 1
                 note(.committed(record, syncedFrom: peer))
             } catch let error as VerificationError {
@@ -713,62 +682,18 @@ public struct Replica {
         }
     }
 
-    // MARK: Personal data this ledger lacks
-
-    /// Asks one connected peer, in turn, for the committed blocks whose personal data this ledger lacks (a sync
-    /// request for heights it holds; the reply carries what the peer holds beside them). With no peer connected,
-    /// asks again later. A ledger that lacks nothing asks nothing and sets no timer.
-    private mutating func requestPersonalData() {
-        guard started, halted == nil, repair == nil, clock.nowMs >= repairNotBeforeMs else { return }
-        let heights = ledger.heightsLackingPersonalData(limit: WireLimits.syncBlocksPerRequest)
-        guard let first = heights.first else { return }
-        repairSerial += 1
-        let peers = connected.sorted()
-        let again = repairPeerHelped ? repairPeer.flatMap { connected.contains($0) ? $0 : nil } : nil
-        guard let peer = again ?? peers.first(where: { $0 > (repairPeer ?? $0) }) ?? peers.first else {
-            repairNotBeforeMs = clock.nowMs &+ Self.personalRepairMs
-            effects.append(.schedule(.personalRepair(serial: repairSerial), afterMs: Self.personalRepairMs))
-            return
+    /// `record` with the personal data it lacks taken from the same block as this replica holds it from a proposal
+    /// at its height (the proposal carried all of it, signed; a sync peer may have left it out). The journal keeps
+    /// proposals, so this holds across a restart too.
+    private func withHeldPersonalData(_ record: CommittedBlock) -> CommittedBlock {
+        guard core.phase == .running, core.height == record.block.header.height,
+              let held = core.blocks[record.block.header.hash(consortium.suite)],
+              held.transactions.count == record.block.transactions.count else { return record }
+        var record = record
+        for index in record.block.transactions.indices where record.block.transactions[index].personal == nil {
+            record.block.transactions[index].personal = held.transactions[index].personal
         }
-        // The run of consecutive heights from the first (a reply carries every block asked for, lacking or not).
-        var count: UInt32 = 1
-        while Int(count) < heights.count, heights[Int(count)] == first &+ UInt64(count) { count += 1 }
-        repair = SyncRequest(peer: peer, fromHeight: first, serial: repairSerial)
-        note(.personalDataRequested(peer: peer, fromHeight: first, count: count))
-        effects.append(.send(.syncRequest(fromHeight: first, count: count), to: peer))
-        effects.append(.schedule(.personalRepair(serial: repairSerial), afterMs: Self.personalRepairMs))
-    }
-
-    /// Keeps what a peer's reply carries of the personal data this ledger lacks. A reply that gave some is followed
-    /// at once by the next request (to the same peer); one that gave none moves to the next peer after
-    /// ``personalRepairMs`` (it may have erased it, never had it, or be withholding it: none of that is provable,
-    /// so nobody is blamed).
-    private mutating func applyPersonalData(_ blocks: [CommittedBlock], fromHeight: UInt64, from peer: ValidatorID) {
-        repair = nil
-        var kept = 0
-        for (offset, record) in blocks.enumerated() {
-            let height = fromHeight &+ UInt64(offset)
-            guard height <= ledger.height, record.block.header.height == height else { break }
-            kept += ledger.fillPersonalData(from: record)
-        }
-        note(.personalDataReceived(peer: peer, kept: kept))
-        repairPeer = peer
-        repairPeerHelped = kept > 0
-        if kept > 0 {
-            repairDelayMs = Self.personalRepairMs
-            repairNotBeforeMs = 0
-            requestPersonalData()
-        } else {
-            backOffPersonalData()
-        }
-    }
-
-    /// Waits before asking the next peer, twice as long as last time (up to ``personalRepairMaxMs``).
-    private mutating func backOffPersonalData() {
-        repairSerial += 1
-        repairNotBeforeMs = clock.nowMs &+ repairDelayMs
-        effects.append(.schedule(.personalRepair(serial: repairSerial), afterMs: repairDelayMs))
-        repairDelayMs = min(repairDelayMs &* 2, Self.personalRepairMaxMs)
+        return record
     }
 
     /// Disconnects a peer that broke the protocol.
@@ -785,7 +710,7 @@ public struct Replica {
         if evidence.count > Self.evidenceLimit { evidence.removeFirst(evidence.count - Self.evidenceLimit) }
     }
 
-    private mutating func note(_ observation: ReplicaNote) {
+    mutating func note(_ observation: ReplicaNote) {
         effects.append(.note(observation))
     }
 

@@ -62,10 +62,10 @@ public protocol ReplicaLedger: AnyObject {
     /// Admits transactions a peer gossiped, through the same admission as the API's (origin: a node); returns
     /// how many became pending.
     func admitGossiped(_ transactions: [Transaction]) -> Int
-    /// Heights of committed blocks with personal data this ledger never received and the chain has not erased
-    /// (a block synced from a peer that left it out, or decided on a certificate alone), lowest first, at most
-    /// `limit`.
-    func heightsLackingPersonalData(limit: Int) -> [UInt64]
+    /// Heights at or above `from` of committed blocks with personal data this ledger never received and the chain
+    /// has not erased (a block synced from a peer that left it out, or decided on a certificate alone), lowest
+    /// first, at most `limit`.
+    func heightsLackingPersonalData(from: UInt64, limit: Int) -> [UInt64]
     /// Keeps the personal data a peer's copy of the committed block at `record`'s height carries for the
     /// transactions noted as lacking it, where it matches the commitment their signed payloads name; returns how
     /// many transactions' data was kept. Nothing else of `record` is used.
@@ -126,6 +126,8 @@ public enum ReplicaNote: Sendable {
     /// A peer's reply to that request gave `kept` transactions' personal data (0: it did not hold it, or withheld
     /// it; the next peer is asked later).
     case personalDataReceived(peer: ValidatorID, kept: Int)
+    /// A peer did not answer that request in time, or disconnected first.
+    case personalDataUnanswered(peer: ValidatorID)
     /// This node's own storage failed while applying a synced block (nobody is blamed).
     case syncFailedHere(height: UInt64, error: String)
     case stalled(ConsensusStatusReport)

@@ -2,7 +2,6 @@ import Foundation
 import XinlianConsensus
 import XinlianCore
 import XinlianNetwork
-import XinlianStorage
 
 /// A node's configuration file, `<home>/config.json`. Relative paths are relative to the home directory.
 public struct NodeConfig: Codable, Sendable, Equatable {
@@ -60,7 +59,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         self.logLevel = "info"
         self.tlsKeyFile = "tls.key"
         self.tlsCertificateFile = "tls.crt"
-        self.personalDataKeyFile = PersonalDataKey.fileName
+        self.personalDataKeyFile = "personal.key"
         self.adminListen = nil
         self.consensusTimeouts = ConsensusTimeouts()
         self.network = NetworkConfig()
@@ -91,7 +90,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         logLevel = try container.decode(String.self, forKey: .logLevel)
         tlsKeyFile = try container.decodeIfPresent(String.self, forKey: .tlsKeyFile) ?? "tls.key"
         tlsCertificateFile = try container.decodeIfPresent(String.self, forKey: .tlsCertificateFile) ?? "tls.crt"
-        personalDataKeyFile = try container.decodeIfPresent(String.self, forKey: .personalDataKeyFile) ?? PersonalDataKey.fileName
+        personalDataKeyFile = try container.decodeIfPresent(String.self, forKey: .personalDataKeyFile) ?? "personal.key"
         adminListen = try container.decodeIfPresent(String.self, forKey: .adminListen)
         consensusTimeouts = try container.decodeIfPresent(ConsensusTimeouts.self, forKey: .consensusTimeouts)
             ?? ConsensusTimeouts()

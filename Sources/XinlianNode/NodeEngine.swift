@@ -102,7 +102,7 @@ public actor NodeEngine {
         let key: PersonalDataKey
         if let personalDataKey { key = personalDataKey } else {
             let path = PersonalDataKey.defaultPath(forDataDirectory: dataDirectory)
-            let loaded = try PersonalDataKey.loadOrCreate(path: path)
+            let loaded = try PersonalDataKey.loadOrCreate(path: path, dataDirectory: dataDirectory)
             if loaded.created { logger.info("created the personal data key", metadata: ["path": "\(path)"]) }
             key = loaded.key
         }

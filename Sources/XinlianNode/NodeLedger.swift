@@ -25,7 +25,7 @@ final class NodeLedger: ReplicaLedger {
     private var rejectedOrder: [Hash32] = []
     private var recentRecords: [CommittedBlock] = []
     /// Prepared state of blocks built or validated at the current height, newest last.
-    private var prepared: [(hash: Hash32, state: PreparedState)] = []
+    private var prepared: [(hash: Hash32, state: PreparedState, personal: [Hash32: PersonalData])] = []
     var heightWaiters: [(ticket: UUID, height: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
 
     /// Rejections remembered for status queries.
@@ -86,8 +86,9 @@ final class NodeLedger: ReplicaLedger {
                 transactionsRoot: Block.transactionsRoot(transactions, suite: suite), stateRoot: state.stateRoot,
                 validatorSetHash: consortium.validators.hash, proposer: proposer,
                 transactionCount: UInt32(transactions.count))
-            remember(state, for: header.hash(suite))
-            return Block(header: header, transactions: transactions)
+            let block = Block(header: header, transactions: transactions)
+            remember(state, for: header.hash(suite), block: block)
+            return block
         } catch {
             logger.error("building a block failed", metadata: ["height": "\(height)", "error": "\(error)"])
             return nil
@@ -98,7 +99,7 @@ final class NodeLedger: ReplicaLedger {
         try BlockVerifier.checkBlock(block, height: store.height + 1, previousHash: store.lastBlockHash,
                                      previousTimeMs: lastBlockTimeMs, consortium: consortium)
         // A proposal must carry the personal data of its transactions: every validator checks it as the API does.
-        do { remember(try checkContents(block, personalRequired: true), for: hash) } catch let error as VerificationError {
+        do { remember(try checkContents(block, personalRequired: true), for: hash, block: block) } catch let error as VerificationError {
             throw error
         } catch {
             // This node cannot tell whether the block is valid: it prevotes nil (the log says why).
@@ -119,8 +120,19 @@ final class NodeLedger: ReplicaLedger {
         // followed.
         // A certified block may reach this node without some personal data (a proposer that sent it to others
         // only, a peer that no longer holds it): it is committed, and the data is shown as not held here.
-        let state = try prepared.last(where: { $0.hash == hash })?.state
-            ?? checkContents(record.block, personalRequired: false)
+        let kept = prepared.last(where: { $0.hash == hash })
+        // Personal data of a block this node built or validated (it held all of it then) is kept, even when the
+        // certified copy came without it: a proposer that kept the decision to itself and synced everyone a
+        // stripped copy leaves every validator that validated its block holding the data.
+        if let personal = kept?.personal, !personal.isEmpty {
+            record.block.transactions = record.block.transactions.map { transaction in
+                guard transaction.personal == nil, let data = personal[transaction.id(suite)] else { return transaction }
+                var carried = transaction
+                carried.personal = data
+                return carried
+            }
+        }
+        let state = try kept?.state ?? checkContents(record.block, personalRequired: false)
         try append(record, prepared: state)
     }
 
@@ -139,9 +151,9 @@ final class NodeLedger: ReplicaLedger {
         return try? store.recordWithPersonalData(at: height)
     }
 
-    func heightsLackingPersonalData(limit: Int) -> [UInt64] {
+    func heightsLackingPersonalData(from: UInt64, limit: Int) -> [UInt64] {
         do {
-            let heights = try store.personal.missingHeights(limit: limit)
+            let heights = try store.personal.missingHeights(from: from, limit: limit)
             metrics.personalDataLacking.record(heights.isEmpty ? 0 : try store.personal.missingCount())
             return heights
         } catch {
@@ -314,10 +326,12 @@ final class NodeLedger: ReplicaLedger {
 
     /// Keeps a block's prepared state for its commit, bounded (a commit of a block whose state was let go
     /// checks and prepares it again).
-    private func remember(_ state: PreparedState, for hash: Hash32) {
+    private func remember(_ state: PreparedState, for hash: Hash32, block: Block) {
         prepared.removeAll { $0.hash == hash }
         if prepared.count >= Self.preparedLimit { prepared.removeFirst() }
-        prepared.append((hash, state))
+        var personal: [Hash32: PersonalData] = [:]
+        for transaction in block.transactions { if let data = transaction.personal { personal[transaction.id(suite)] = data } }
+        prepared.append((hash, state, personal))
     }
 
     /// Appends a verified block durably to the log and index, then drops its transactions from the mempool.

@@ -163,6 +163,8 @@ extension NodeEngine {
             logger.info("committed blocks lack personal data here: asking a peer", metadata: [
                 "peer": "\(peer)", "from": "\(fromHeight)", "count": "\(count)",
             ])
+        case .personalDataUnanswered(let peer):
+            logger.notice("a peer did not answer a request for personal data; another is asked later", metadata: ["peer": "\(peer)"])
         case .personalDataReceived(let peer, let kept):
             metrics.personalDataRepaired.increment(by: Int64(kept))
             if kept == 0 {

@@ -42,7 +42,7 @@ public enum NodeRunner {
         // network's `xinlian_p2p_*`) land in the node's registry and on its /metrics.
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics.registry))
         let keyPath = NodeConfig.resolve(node.config.personalDataKeyFile, home: home)
-        let personalKey = try PersonalDataKey.loadOrCreate(path: keyPath)
+        let personalKey = try PersonalDataKey.loadOrCreate(path: keyPath, dataDirectory: node.dataDirectory)
         if personalKey.created {
             logger.notice("created the key that encrypts personal data at rest; back it up apart from the data directory",
                           metadata: ["path": "\(keyPath)"])

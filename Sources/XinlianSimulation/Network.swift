@@ -161,7 +161,7 @@ extension World {
             if nodes[index].isHonest { personalDataRepaired += kept }
             record("n\(index) kept personal data of \(kept) transaction(s) from \(peer)")
         case .journalBudgetSpent, .journalWriteFailed, .synced, .syncRequested, .syncUnanswered, .syncFailedHere,
-             .stalled, .personalDataRequested, .personalDataReceived:
+             .stalled, .personalDataRequested, .personalDataReceived, .personalDataUnanswered:
             break
         }
     }

@@ -124,8 +124,8 @@ final class SimLedger: ReplicaLedger {
     private var committed: [Hash32: Transaction] = [:]
     private var mempool: [Hash32: Transaction] = [:]
     private var order: [Hash32] = []
-    /// Blocks built or validated here at the current height.
-    private var checked: Set<Hash32> = []
+    /// Blocks built or validated here at the current height, with the personal data they carried (by transaction).
+    private var checked: [Hash32: [Hash32: PersonalData]] = [:]
     /// Verified records, shared by every ledger of a run (verification is a pure function).
     let verified: VerifiedRecords
 
@@ -170,7 +170,7 @@ final class SimLedger: ReplicaLedger {
         for index in failures.keys { remove(candidates[index].id(suite)) }
         let transactions = candidates.indices.filter { failures[$0] == nil }.map { candidates[$0] }
         let block = makeBlock(height: height, timeMs: timeMs, proposer: proposer, transactions: transactions)
-        checked.insert(block.header.hash(suite))
+        checked[block.header.hash(suite)] = personalData(of: block)
         return block
     }
 
@@ -187,7 +187,13 @@ final class SimLedger: ReplicaLedger {
         try BlockVerifier.checkBlock(block, height: height + 1, previousHash: lastBlockHash,
                                      previousTimeMs: lastBlockTimeMs, consortium: consortium)
         try checkContents(block)
-        checked.insert(hash)
+        checked[hash] = personalData(of: block)
+    }
+
+    private func personalData(of block: Block) -> [Hash32: PersonalData] {
+        var personal: [Hash32: PersonalData] = [:]
+        for transaction in block.transactions { if let data = transaction.personal { personal[transaction.id(suite)] = data } }
+        return personal
     }
 
     private func checkContents(_ block: Block, personalRequired: Bool = true) throws(VerificationError) {
@@ -212,12 +218,18 @@ final class SimLedger: ReplicaLedger {
                                          previousTimeMs: lastBlockTimeMs, consortium: consortium)
         }
         // A certified block may come without some personal data (a sync peer left it out), as at the node.
-        if !checked.contains(hash) { try checkContents(record.block, personalRequired: false) }
+        if checked[hash] == nil { try checkContents(record.block, personalRequired: false) }
+        // As at the node: what a block came without is taken from the mempool's copy, or from the copy this ledger
+        // built or validated.
         var record = record
+        let validated = checked[hash] ?? [:]
         record.block.transactions = record.block.transactions.map { transaction in
-            let kept = transaction.keepingMatchingPersonalData(suite)
-            guard kept.personal == nil, let pending = mempool[transaction.id(suite)], pending.personal != nil else { return kept }
-            return pending
+            var kept = transaction.keepingMatchingPersonalData(suite)
+            guard kept.personal == nil else { return kept }
+            let id = transaction.id(suite)
+            if let pending = mempool[id], pending.personal != nil { return pending }
+            kept.personal = validated[id]
+            return kept
         }
         let ids = record.block.transactions.map { $0.id(suite) }
         try LedgerRules.checkUnique(ids, isCommitted: { self.committed[$0] != nil })
@@ -230,7 +242,7 @@ final class SimLedger: ReplicaLedger {
             committed[id] = transaction
             remove(id)
         }
-        checked = []
+        checked = [:]
     }
 
     func record(at height: UInt64) -> CommittedBlock? {
@@ -245,8 +257,8 @@ final class SimLedger: ReplicaLedger {
     /// Committed transactions whose personal data this ledger never received, by id: their heights.
     private(set) var lacking: [Hash32: UInt64] = [:]
 
-    func heightsLackingPersonalData(limit: Int) -> [UInt64] {
-        Array(Set(lacking.values).sorted().prefix(limit))
+    func heightsLackingPersonalData(from: UInt64, limit: Int) -> [UInt64] {
+        Array(Set(lacking.values.filter { $0 >= from }).sorted().prefix(limit))
     }
 
     func fillPersonalData(from record: CommittedBlock) -> Int {
@@ -292,7 +304,7 @@ final class SimLedger: ReplicaLedger {
     func crash() {
         mempool = [:]
         order = []
-        checked = []
+        checked = [:]
     }
 }
 

@@ -66,6 +66,23 @@ public final class LedgerStore {
         // after the last block was appended is done now.
         try personal.drop(above: height)
         if height > 0 { try eraseDue(try record(at: height)) }
+        try scanForMissingPersonalData()
+    }
+
+    /// Notes the personal data of committed blocks that the personal data store has not looked at yet: all of them
+    /// for a store that never noted what was missing (written by an older version, or moved aside after its key
+    /// was lost: the node then fetches it all from peers), the last few after a crash. The chain's erasures are
+    /// replayed as it goes, so what was erased is not asked for.
+    private func scanForMissingPersonalData() throws {
+        let scanned = try personal.scannedThrough() ?? 0
+        if scanned < height {
+            for at in (scanned + 1)...height {
+                let committed = try record(at: at)
+                try personal.scan(committed, suite: consortium.suite)
+                try eraseDue(committed)
+            }
+        }
+        try personal.setScanned(height)
     }
 
     /// Erases the personal data that committing `record` makes due (retention, erasure orders in it).
@@ -248,6 +265,7 @@ public final class LedgerStore {
     public func contains(_ id: Hash32) throws -> Bool { try index.location(of: id) != nil }
 
     public func close() {
+        try? personal.setScanned(height)
         log.close()
     }
 

@@ -37,10 +37,14 @@ public struct PersonalDataKey: Sendable {
         URL(fileURLWithPath: dataDirectory).standardizedFileURL.deletingLastPathComponent().appendingPathComponent(fileName).path
     }
 
-    /// Reads the key file at `path`.
+    /// Reads the key file at `path`, which only its owner may read (as ssh insists of private keys).
     public static func load(path: String) throws(StorageError) -> PersonalDataKey {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        var info = stat()
+        guard stat(path, &info) == 0, let data = FileManager.default.contents(atPath: path) else {
             throw StorageError.io(file: path, reason: "cannot read the personal data key (personal.key, beside the node's validator key)")
+        }
+        guard info.st_mode & 0o077 == 0 else {
+            throw StorageError.io(file: path, reason: "the personal data key is readable by others (mode \(String(info.st_mode & 0o777, radix: 8))): chmod 600 it")
         }
         let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard let bytes = [UInt8](hex: text), bytes.count == byteCount else {
@@ -49,10 +53,15 @@ public struct PersonalDataKey: Sendable {
         return try PersonalDataKey(bytes: bytes)
     }
 
-    /// The key at `path`, or a new one written there (created `0600`, never over an existing file) when there is
-    /// none; `created` says which.
-    public static func loadOrCreate(path: String) throws(StorageError) -> (key: PersonalDataKey, created: Bool) {
+    /// The key at `path`, or a new one written there when there is none; `created` says which. No key is made for
+    /// a data directory whose personal data store was encrypted with one (it would open nothing): that is an error
+    /// saying what to do.
+    public static func loadOrCreate(path: String, dataDirectory: String?) throws(StorageError)
+        -> (key: PersonalDataKey, created: Bool) {
         if FileManager.default.fileExists(atPath: path) { return (try load(path: path), false) }
+        if let dataDirectory, try PersonalStore.isKeyed(path: PersonalStore.path(dataDirectory)) {
+            throw StorageError.io(file: path, reason: "the personal data key is missing, and \(PersonalStore.path(dataDirectory)) was encrypted with one: restore the key from its backup, or move personal.sqlite (with its -wal and -shm files) aside so that the node fetches the personal data from its peers again")
+        }
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
@@ -65,18 +74,28 @@ public struct PersonalDataKey: Sendable {
         return (key, true)
     }
 
-    /// Writes the key to a new file at `path` (mode `0600`; fails if the file exists), synced to disk.
+    /// Writes the key to a new file at `path` (mode `0600`; fails if the file exists): written and synced under a
+    /// temporary name, linked into place, and the directory synced, so a crash leaves either no key file or the
+    /// whole key.
     public func write(path: String) throws(StorageError) {
+        func failure(_ what: String) -> StorageError {
+            .io(file: path, reason: "\(what) the personal data key: \(String(cString: strerror(errno)))")
+        }
         let text = Array((key.withUnsafeBytes { [UInt8]($0) }.hexString + "\n").utf8)
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else {
-            throw StorageError.io(file: path, reason: "cannot create the personal data key: \(String(cString: strerror(errno)))")
-        }
-        defer { close(descriptor) }
+        let partial = path + ".partial"
+        unlink(partial)
+        let descriptor = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw failure("cannot create") }
         let written = text.withUnsafeBytes { Foundation.write(descriptor, $0.baseAddress, $0.count) }
-        guard written == text.count, fsync(descriptor) == 0 else {
-            throw StorageError.io(file: path, reason: "cannot write the personal data key: \(String(cString: strerror(errno)))")
-        }
+        let synced = written == text.count && fsync(descriptor) == 0
+        close(descriptor)
+        defer { unlink(partial) }
+        guard synced else { throw failure("cannot write") }
+        guard link(partial, path) == 0 else { throw failure("cannot put in place") }
+        let directory = open(URL(fileURLWithPath: path).deletingLastPathComponent().path, O_RDONLY | O_CLOEXEC)
+        guard directory >= 0 else { throw failure("cannot sync the directory of") }
+        defer { close(directory) }
+        guard fsync(directory) == 0 else { throw failure("cannot sync the directory of") }
     }
 
     /// Recognises the key without revealing it: HMAC-SHA256 under the key of a fixed label.

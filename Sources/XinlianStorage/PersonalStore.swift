@@ -16,10 +16,16 @@ public final class PersonalStore {
     /// Nil for a store opened only to read what is not personal (tests of other parts, tools): it then keeps and
     /// reads no personal data.
     let key: PersonalDataKey?
+    /// Opened without adopting a key (``init(path:key:adoptingKey:)``) a store an older version wrote: its rows are
+    /// in clear.
+    private(set) var inClear = false
 
     public static func path(_ dataDirectory: String) -> String { dataDirectory + "/personal.sqlite" }
 
-    public init(path: String, key: PersonalDataKey?) throws {
+    /// Opens (creating) the store at `path`. With `adoptingKey` (the node), a store that has no key yet takes `key`
+    /// and encrypts what it holds; without (a tool reading another's data, such as `xinlian export`), nothing is
+    /// re-encrypted: a store with a key must have this one, and one without is read as written, in clear.
+    public init(path: String, key: PersonalDataKey?, adoptingKey: Bool = true) throws {
         self.key = key
         db = try SQLiteDatabase(path: path)
         try db.execute("""
@@ -37,21 +43,22 @@ public final class PersonalStore {
             CREATE INDEX IF NOT EXISTS missing_by_subject ON missing(subject, height);
             CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
             """)
-        if let key { try adopt(key) }
+        if let key, adoptingKey { try adopt(key) } else if let key { inClear = try !checkKey(key) }
         // A crash between an erasure's commit and its log truncation left the erased rows' old pages in the
         // write-ahead log: truncate it on every open.
         try truncateLog()
     }
 
     /// Keeps the personal data carried by `record`'s transactions (durable when this returns), and notes those
-    /// whose payload commits to personal data that did not come with them (``missingHeights(limit:)``).
+    /// whose payload commits to personal data that did not come with them (``missingHeights(from:limit:)``).
     public func put(_ record: CommittedBlock, suite: CryptoSuite) throws {
         let header = record.block.header
         // Only personal data matching its payload's commitment is kept (a sync peer's junk is not).
         let transactions = record.block.transactions.map { $0.keepingMatchingPersonalData(suite) }
         let carried = transactions.filter { $0.personal != nil }
-        let lacking = transactions.filter { $0.personal == nil && $0.mayCommitToPersonalData && $0.personalCommitment != nil }
-        guard !carried.isEmpty || !lacking.isEmpty else { return }
+        let lacking = Self.lacking(transactions)
+        let checkpoint = header.height % Self.scanCheckpointInterval == 0
+        guard !carried.isEmpty || !lacking.isEmpty || checkpoint else { return }
         guard carried.isEmpty || key != nil else { throw Self.noKey }
         let height = Int64(clamping: header.height), time = Int64(clamping: header.timeMs)
         try db.transaction { () throws(StorageError) in
@@ -64,22 +71,64 @@ public final class PersonalStore {
                                 .integer(height), .integer(time), .blob(try key.seal(personal.canonicalBytes, id: id)))
                 _ = try insert.step()
             }
-            let note = try db.prepare("INSERT OR REPLACE INTO missing(id, subject, height, committed_ms) VALUES (?, ?, ?, ?)")
-            for transaction in lacking {
-                note.reset()
-                try note.bind(.blob(transaction.id(suite).bytes), transaction.body.subject.map { .text($0.code) } ?? .null,
-                              .integer(height), .integer(time))
-                _ = try note.step()
-            }
+            try noteMissing(lacking, header: header, suite: suite)
+            if checkpoint { try setScanned(header.height) }
         }
     }
 
-    /// Heights of committed blocks with personal data this node never received and the chain has not erased,
-    /// lowest first, at most `limit` (what the replica asks peers for).
-    public func missingHeights(limit: Int) throws -> [UInt64] {
-        let select = try db.prepare("SELECT DISTINCT height FROM missing ORDER BY height LIMIT ?")
+    /// Statements among `transactions` whose payload commits to personal data they do not carry.
+    static func lacking(_ transactions: [Transaction]) -> [Transaction] {
+        transactions.filter { $0.personal == nil && $0.mayCommitToPersonalData && $0.personalCommitment != nil }
+    }
+
+    /// Notes `lacking` (of the block `header` heads) as missing, except those whose data is held.
+    private func noteMissing(_ lacking: [Transaction], header: BlockHeader, suite: CryptoSuite) throws(StorageError) {
+        guard !lacking.isEmpty else { return }
+        let note = try db.prepare("""
+            INSERT OR REPLACE INTO missing(id, subject, height, committed_ms)
+            SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM personal WHERE id = ?)
+            """)
+        for transaction in lacking {
+            let id = transaction.id(suite)
+            note.reset()
+            try note.bind(.blob(id.bytes), transaction.body.subject.map { .text($0.code) } ?? .null,
+                          .integer(Int64(clamping: header.height)), .integer(Int64(clamping: header.timeMs)), .blob(id.bytes))
+            _ = try note.step()
+        }
+    }
+
+    /// Blocks are noted as scanned for missing personal data at least this often (and when the store closes), so a
+    /// crash makes ``scan(_:suite:)`` look again at no more than this many.
+    static let scanCheckpointInterval: UInt64 = 1_024
+
+    /// The height up to which committed blocks were looked at for missing personal data; nil for a store that
+    /// never was (new, or a version before it noted what was missing).
+    public func scannedThrough() throws -> UInt64? {
+        let select = try db.prepare("SELECT value FROM meta WHERE name = 'scanned'")
         defer { select.reset() }
-        try select.bind(.integer(Int64(clamping: limit)))
+        guard try select.step() else { return nil }
+        return UInt64(clamping: select.int64(0))
+    }
+
+    public func setScanned(_ height: UInt64) throws(StorageError) {
+        let upsert = try db.prepare("INSERT OR REPLACE INTO meta(name, value) VALUES ('scanned', ?)")
+        defer { upsert.reset() }
+        try upsert.bind(.integer(Int64(clamping: height)))
+        _ = try upsert.step()
+    }
+
+    /// Notes what `record` (a block committed before the store looked) lacks, as ``put(_:suite:)`` would have.
+    public func scan(_ record: CommittedBlock, suite: CryptoSuite) throws {
+        let lacking = Self.lacking(record.block.transactions.map { $0.keepingMatchingPersonalData(suite) })
+        try db.transaction { () throws(StorageError) in try noteMissing(lacking, header: record.block.header, suite: suite) }
+    }
+
+    /// Heights at or above `from` of committed blocks with personal data this node never received and the chain
+    /// has not erased, lowest first, at most `limit` (what the replica asks peers for).
+    public func missingHeights(from: UInt64 = 0, limit: Int) throws -> [UInt64] {
+        let select = try db.prepare("SELECT DISTINCT height FROM missing WHERE height >= ? ORDER BY height LIMIT ?")
+        defer { select.reset() }
+        try select.bind(.integer(Int64(clamping: from)), .integer(Int64(clamping: limit)))
         var heights: [UInt64] = []
         while try select.step() { heights.append(UInt64(clamping: select.int64(0))) }
         return heights
@@ -136,17 +185,41 @@ public final class PersonalStore {
         for id in Set(ids) {
             select.reset()
             try select.bind(.blob(id.bytes))
-            if try select.step(), let data = Self.decode(select.blob(0), id: id, key: key) { found[id] = data }
+            if try select.step(), let data = decode(select.blob(0), id: id, key: key) { found[id] = data }
         }
         return found
     }
 
-    static func decode(_ sealed: [UInt8], id: Hash32, key: PersonalDataKey) -> PersonalData? {
-        guard let bytes = key.unseal(sealed, id: id) else { return nil }
+    func decode(_ sealed: [UInt8], id: Hash32, key: PersonalDataKey) -> PersonalData? {
+        guard let bytes = inClear ? sealed : key.unseal(sealed, id: id) else { return nil }
         return try? PersonalData(canonicalBytes: bytes, limit: PersonalData.encodedLimit)
     }
 
     static let noKey = StorageError.invalidArgument("personal data cannot be kept without the node's personal data key")
+
+    /// Whether the store at `path` exists and was encrypted with a key (it holds a key check).
+    public static func isKeyed(path: String) throws(StorageError) -> Bool {
+        guard FileManager.default.fileExists(atPath: path) else { return false }
+        let db = try SQLiteDatabase(path: path)
+        defer { db.close() }
+        let table = try db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'")
+        defer { table.reset() }
+        guard try table.step() else { return false }
+        let find = try db.prepare("SELECT 1 FROM meta WHERE name = 'key_check'")
+        defer { find.reset() }
+        return try find.step()
+    }
+
+    /// Whether the store holds a key check, which must be `key`'s (throws otherwise).
+    private func checkKey(_ key: PersonalDataKey) throws -> Bool {
+        let find = try db.prepare("SELECT value FROM meta WHERE name = 'key_check'")
+        defer { find.reset() }
+        guard try find.step() else { return false }
+        guard find.blob(0) == key.check else {
+            throw StorageError.io(file: db.path, reason: "the personal data here was encrypted with another key than the one given")
+        }
+        return true
+    }
 
     /// Takes `key` as this store's: the first key a store opens with is remembered (a check value); another is
     /// refused; rows written before the store encrypted are encrypted now (and their cleartext pages overwritten).
@@ -243,9 +316,17 @@ public final class PersonalStore {
         defer { select.reset() }
         try select.bind(.integer(Int64(clamping: height)))
         var rows: [(id: Hash32, height: UInt64, data: PersonalData)] = []
+        var unreadable = 0
         while try select.step() {
-            guard let id = Hash32(bytes: select.blob(0)), let data = Self.decode(select.blob(2), id: id, key: key) else { continue }
+            guard let id = Hash32(bytes: select.blob(0)), let data = decode(select.blob(2), id: id, key: key) else {
+                unreadable += 1
+                continue
+            }
             rows.append((id, UInt64(clamping: select.int64(1)), data))
+        }
+        // An export must not be silently short: a row that does not open (damaged, or not this key's) is an error.
+        guard unreadable == 0 else {
+            throw StorageError.corrupt(file: db.path, offset: 0, reason: "\(unreadable) row(s) of personal data do not open with the key given")
         }
         return rows
     }

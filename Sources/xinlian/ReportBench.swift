@@ -335,7 +335,8 @@ struct BenchWorld: Sendable {
     /// Writes `plan` into `dataDirectory` through `LedgerStore`: each block with its state root and a certificate
     /// signed by the single validator, as `NodeEngine.certify` would sign it. Returns the height and enterprise count.
     func build(_ plan: LedgerPlan, dataDirectory: String) async throws -> (height: Int, enterprises: Int) {
-        let key = try PersonalDataKey.loadOrCreate(path: PersonalDataKey.defaultPath(forDataDirectory: dataDirectory + "/data")).key
+        let key = try PersonalDataKey.loadOrCreate(path: PersonalDataKey.defaultPath(forDataDirectory: dataDirectory + "/data"),
+                                                   dataDirectory: dataDirectory + "/data").key
         let store = try LedgerStore(dataDirectory: dataDirectory + "/data", consortium: consortium, personalDataKey: key)
         defer { store.close() }
         let placements = plan.placements()

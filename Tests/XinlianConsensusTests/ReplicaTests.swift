@@ -112,7 +112,7 @@ struct ReplicaTests {
             stripped.block.transactions = record.block.transactions.map(\.withoutPersonalData)
             try harness.ledger.commit(stripped)
         }
-        #expect(harness.ledger.heightsLackingPersonalData(limit: 64) == lacking)
+        #expect(harness.ledger.heightsLackingPersonalData(from: 0, limit: 64) == lacking)
         try harness.replica.start(journalRecords: [])
         _ = harness.replica.takeEffects()
 
@@ -150,12 +150,14 @@ struct ReplicaTests {
         #expect(request(effects) == nil)
         let (wait, waitMs) = try #require(repairTimer(effects))
         #expect(waitMs == Replica.personalRepairMs)
-        #expect(harness.ledger.heightsLackingPersonalData(limit: 64) == lacking, "forged data must not be kept")
+        #expect(harness.ledger.heightsLackingPersonalData(from: 0, limit: 64) == lacking, "forged data must not be kept")
         #expect(harness.ledger.record(at: first)?.block.transactions.allSatisfy { $0.personal == nil } == true)
 
-        // Early, the wait is not over: nothing is asked. Then the second peer is asked, and gives the genuine data.
-        harness.replica.fire(wait)
-        #expect(request(harness.replica.takeEffects()) == nil, "asked again before the wait was over")
+        // The peer that gave nothing reconnecting does not cut the wait short (a reconnect loop buys no requests).
+        harness.replica.disconnected(harness.id(1))
+        harness.replica.connected(harness.id(1), height: 4)
+        #expect(request(harness.replica.takeEffects()) == nil, "a reconnect cut the wait short")
+        // When the wait is over the second peer is asked, and gives the genuine data.
         harness.clock.worldMs += Replica.personalRepairMs
         harness.replica.fire(wait)
         effects = harness.replica.takeEffects()
@@ -164,7 +166,7 @@ struct ReplicaTests {
         harness.replica.receive(reply(toSecond) { $0 }, from: harness.id(2))
         effects = harness.replica.takeEffects()
         let remaining = lacking.filter { $0 > first + UInt64(toSecond.count) - 1 }
-        #expect(harness.ledger.heightsLackingPersonalData(limit: 64) == remaining)
+        #expect(harness.ledger.heightsLackingPersonalData(from: 0, limit: 64) == remaining)
         #expect(harness.ledger.record(at: first)?.block.transactions.contains { $0.personal != nil } == true)
         // Whatever is left is asked of the peer that helped, at once; once nothing lacks, nothing is asked.
         var asked = request(effects)
@@ -173,8 +175,105 @@ struct ReplicaTests {
             harness.replica.receive(reply(next) { $0 }, from: next.peer)
             asked = request(harness.replica.takeEffects())
         }
-        #expect(harness.ledger.heightsLackingPersonalData(limit: 64).isEmpty)
+        #expect(harness.ledger.heightsLackingPersonalData(from: 0, limit: 64).isEmpty)
         #expect(harness.ledger.lacking.isEmpty)
+    }
+
+    /// Review of issue 9's repair: a height no peer can give does not keep the heights above it from being asked
+    /// for; after every connected peer gave nothing for it, requests start past it (and come back to it later).
+    @Test func aHeightNobodyGivesDoesNotBlockTheOthers() throws {
+        let chain = try ReplicaHarness.chain(heights: 12)
+        let lacking = chain.filter { $0.block.transactions.contains { $0.personal != nil } }.map(\.block.header.height)
+        try #require(lacking.count >= 2, "the workload's registrations carry personal data")
+        var harness = try ReplicaHarness()
+        for record in chain {
+            var stripped = record
+            stripped.block.transactions = record.block.transactions.map(\.withoutPersonalData)
+            try harness.ledger.commit(stripped)
+        }
+        try harness.replica.start(journalRecords: [])
+        _ = harness.replica.takeEffects()
+        func request(_ effects: [ReplicaEffect]) -> (peer: ValidatorID, from: UInt64, count: UInt32)? {
+            effects.lazy.compactMap { effect -> (ValidatorID, UInt64, UInt32)? in
+                if case .send(.syncRequest(let from, let count), let peer) = effect { (peer, from, count) } else { nil }
+            }.first
+        }
+        func timer(_ effects: [ReplicaEffect]) -> ReplicaTimer? {
+            effects.lazy.compactMap { effect -> ReplicaTimer? in
+                if case .schedule(let timer, _) = effect, case .personalRepair = timer { timer } else { nil }
+            }.first
+        }
+        func reply(_ asked: (peer: ValidatorID, from: UInt64, count: UInt32), stripped: Bool) -> WireMessage {
+            let records = chain[Int(asked.from - 1)..<Int(asked.from - 1 + UInt64(asked.count))].map { record in
+                var copy = record
+                if stripped { copy.block.transactions = record.block.transactions.map(\.withoutPersonalData) }
+                return copy
+            }
+            return .syncResponse(fromHeight: asked.from, blocks: Array(records))
+        }
+        harness.replica.connected(harness.id(1), height: 12)
+        var asked = try #require(request(harness.replica.takeEffects()))
+        harness.replica.connected(harness.id(2), height: 12)
+        _ = harness.replica.takeEffects()
+        let firstWindow = asked.from
+        // Both peers give nothing for the first window.
+        for _ in 0..<2 {
+            #expect(asked.from == firstWindow)
+            harness.replica.receive(reply(asked, stripped: true), from: asked.peer)
+            let wake = try #require(timer(harness.replica.takeEffects()))
+            harness.clock.worldMs += Replica.personalRepairMaxMs
+            harness.replica.fire(wake)
+            asked = try #require(request(harness.replica.takeEffects()))
+        }
+        // The next request starts past it, and is answered.
+        #expect(asked.from > firstWindow + 0, "still asking for the first window after every peer gave nothing")
+        harness.replica.receive(reply(asked, stripped: false), from: asked.peer)
+        _ = harness.replica.takeEffects()
+        #expect(harness.ledger.heightsLackingPersonalData(from: 0, limit: 64).first == firstWindow)
+        #expect(harness.ledger.heightsLackingPersonalData(from: firstWindow + 1, limit: 64).count
+                < lacking.filter { $0 > firstWindow }.count)
+    }
+
+    /// Review of issue 9's repair: a Byzantine proposer that keeps the decision to itself and syncs everyone a
+    /// stripped copy of its block does not leave the validators that validated the proposal without its personal
+    /// data: they held all of it, signed, and keep it.
+    @Test func aValidatedProposalsPersonalDataSurvivesAStrippedCertifiedCopy() throws {
+        let probe = try ReplicaHarness()
+        let proposer = probe.replica.gate.rules.schedule.proposer(height: 1, round: 0)
+        let proposerIndex = try #require(probe.setup.validators.members.firstIndex { $0.id == proposer })
+        var harness = try ReplicaHarness(index: (proposerIndex + 1) % 4)
+        let registration = try harness.setup.registration(3, timeMs: SimulatedConsortium.genesisTimeMs)
+        try #require(registration.personal != nil)
+        let block = harness.ledger.makeBlock(height: 1, timeMs: SimulatedConsortium.genesisTimeMs + 1, proposer: proposer,
+                                             transactions: [registration])
+        let suite = harness.setup.suite
+        let hash = block.header.hash(suite)
+        let proposal = Proposal(chainID: harness.setup.consortium.chainID, height: 1, round: 0, blockHash: hash, polRound: nil,
+                                proposer: proposer, personalDigest: PersonalSidecars.digest(block.transactions, suite: suite))
+        let signed = SignedProposal(proposal: proposal, signature: try harness.setup.keys[proposerIndex].sign(proposal.signingBytes))
+        try harness.replica.start(journalRecords: [])
+        harness.replica.connected(proposer, height: 0)
+        harness.replica.receive(.consensus(.proposal(signed, block)), from: proposer)
+        #expect(harness.replica.core.phase == .running && harness.replica.core.height == 1)
+        _ = harness.replica.takeEffects()
+        // The proposer then claims height 1 and serves the certified block without the personal data.
+        harness.replica.receive(.status(PeerStatus(height: 1, lastBlockHash: hash)), from: proposer)
+        let asked = harness.replica.takeEffects().contains { if case .send(.syncRequest(1, _), proposer) = $0 { true } else { false } }
+        #expect(asked)
+        let signatures = try harness.setup.validators.members.indices.prefix(3).map { index in
+            let member = harness.setup.validators.members[index]
+            let vote = Vote(chainID: harness.setup.consortium.chainID, kind: .precommit, height: 1, round: 0, blockHash: hash,
+                            validator: member.id)
+            return CommitSignature(validator: member.id, signature: try harness.setup.keys[index].sign(vote.signingBytes))
+        }
+        var stripped = block
+        stripped.transactions = block.transactions.map(\.withoutPersonalData)
+        let record = CommittedBlock(block: stripped, certificate: CommitCertificate(height: 1, round: 0, blockHash: hash,
+                                                                                    signatures: signatures))
+        harness.replica.receive(.syncResponse(fromHeight: 1, blocks: [record]), from: proposer)
+        #expect(harness.ledger.height == 1)
+        #expect(harness.ledger.lacking.isEmpty, "the validated proposal's personal data was lost to the stripped copy")
+        #expect(harness.ledger.record(at: 1)?.block.transactions.first?.personal == registration.personal)
     }
 
     /// Each proposer spends its own journal budget: a Byzantine proposer's big proposals cannot use up what an

@@ -36,21 +36,27 @@ struct LedgerFixture {
     func grow(_ store: LedgerStore, blocks: Int, transactionsPerBlock: Int = 4, timeMs: UInt64? = nil) throws {
         for _ in 0..<blocks {
             let height = store.height + 1
-            let transactions = try self.transactions(height: height, count: transactionsPerBlock, timeMs: timeMs)
-            let prepared = try store.prepareState(transactions)
-            let header = BlockHeader(chainID: consortium.chainID, height: height, timeMs: timeMs ?? 1_764_000_000_000 + height,
-                                     previousHash: store.lastBlockHash,
-                                     transactionsRoot: Block.transactionsRoot(transactions, suite: consortium.suite),
-                                     stateRoot: prepared.stateRoot, validatorSetHash: consortium.validators.hash,
-                                     proposer: "node0", transactionCount: UInt32(transactions.count))
-            let hash = header.hash(consortium.suite)
-            let vote = Vote(chainID: consortium.chainID, kind: .precommit, height: height, round: 0, blockHash: hash, validator: "node0")
-            let certificate = CommitCertificate(height: height, round: 0, blockHash: hash, signatures: [
-                CommitSignature(validator: "node0", signature: try validatorKey.sign(vote.signingBytes)),
-            ])
-            try store.append(CommittedBlock(block: Block(header: header, transactions: transactions), certificate: certificate),
-                             prepared: prepared)
+            try append(try self.transactions(height: height, count: transactionsPerBlock, timeMs: timeMs), to: store,
+                       timeMs: timeMs)
         }
+    }
+
+    /// Appends one certified block of `transactions` to `store`.
+    func append(_ transactions: [Transaction], to store: LedgerStore, timeMs: UInt64? = nil) throws {
+        let height = store.height + 1
+        let prepared = try store.prepareState(transactions)
+        let header = BlockHeader(chainID: consortium.chainID, height: height, timeMs: timeMs ?? 1_764_000_000_000 + height,
+                                 previousHash: store.lastBlockHash,
+                                 transactionsRoot: Block.transactionsRoot(transactions, suite: consortium.suite),
+                                 stateRoot: prepared.stateRoot, validatorSetHash: consortium.validators.hash,
+                                 proposer: "node0", transactionCount: UInt32(transactions.count))
+        let hash = header.hash(consortium.suite)
+        let vote = Vote(chainID: consortium.chainID, kind: .precommit, height: height, round: 0, blockHash: hash, validator: "node0")
+        let certificate = CommitCertificate(height: height, round: 0, blockHash: hash, signatures: [
+            CommitSignature(validator: "node0", signature: try validatorKey.sign(vote.signingBytes)),
+        ])
+        try store.append(CommittedBlock(block: Block(header: header, transactions: transactions), certificate: certificate),
+                         prepared: prepared)
     }
 }
 

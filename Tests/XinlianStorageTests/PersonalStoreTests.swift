@@ -113,10 +113,19 @@ struct PersonalStoreTests {
 
         let key = PersonalDataKey.generate()
         let keyPath = directory + "/personal.key"
+        // A tool reading it (export) reads the rows as written and binds no key to the store.
+        do {
+            let reader = try PersonalStore(path: path, key: key, adoptingKey: false)
+            #expect(try reader.all(throughHeight: 1).map(\.data) == [personal])
+        }
+        #expect(try !PersonalStore.isKeyed(path: path), "a reader bound its key to the store")
         try key.write(path: keyPath)
         #expect(throws: StorageError.self, "a key file is never overwritten") { try PersonalDataKey.generate().write(path: keyPath) }
         let loaded = try PersonalDataKey.load(path: keyPath)
         #expect((try FileManager.default.attributesOfItem(atPath: keyPath)[.posixPermissions] as? Int) == 0o600)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: keyPath)
+        #expect(throws: StorageError.self, "a key others can read is refused") { try PersonalDataKey.load(path: keyPath) }
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyPath)
         do {
             let store = try PersonalStore(path: path, key: loaded)
             #expect(try store.data([id])[id] == personal, "the legacy row reads back under the key")
@@ -125,9 +134,43 @@ struct PersonalStoreTests {
                           suite: Self.suite)
             #expect(!fileHolds(name), "a new row was written in clear")
         }
-        // Another key opens nothing and says why; no key reads nothing.
+        // Another key opens nothing and says why, for the node and for a reader; without a key nothing is exported.
         #expect(throws: StorageError.self) { try PersonalStore(path: path, key: PersonalDataKey.generate()) }
-        #expect(try PersonalStore(path: path, key: nil).data([id]).isEmpty)
+        #expect(throws: StorageError.self) { try PersonalStore(path: path, key: PersonalDataKey.generate(), adoptingKey: false) }
+        #expect(throws: StorageError.self) { try PersonalStore(path: path, key: nil).all(throughHeight: 10) }
+        #expect(try PersonalStore(path: path, key: key, adoptingKey: false).all(throughHeight: 10).count == 2)
         #expect(try PersonalStore(path: path, key: key).data([id])[id] == personal)
+        // The key file lost: no new key is made for a store encrypted with one (it would open nothing).
+        try FileManager.default.removeItem(atPath: keyPath)
+        #expect(throws: StorageError.self) { try PersonalDataKey.loadOrCreate(path: keyPath, dataDirectory: directory) }
+        #expect(!FileManager.default.fileExists(atPath: keyPath))
+    }
+
+    /// Review of issue 9's repair: blocks committed before the store noted what was missing (an older version), or
+    /// a store moved aside after its key was lost, are looked at when the ledger opens, so the node asks its peers
+    /// for all of it; what the chain erased is not asked for.
+    @Test func aStoreThatNeverLookedNotesWhatTheLedgerLacks() throws {
+        let fixture = try LedgerFixture(suite: .ed25519SHA256)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("xinlian-scan-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let personal = PersonalData(salt: Array(repeating: 1, count: 32), fields: Array(#"{"legalRepresentative":"王小明"}"#.utf8))
+        let statement = try Self.committing(to: personal, nonce: 1, key: fixture.bankKey)
+        do {
+            let store = try LedgerStore(dataDirectory: directory, consortium: fixture.consortium,
+                                        personalDataKey: PersonalDataKey.generate())
+            try fixture.grow(store, blocks: 2)
+            try fixture.append([statement], to: store)
+            try fixture.grow(store, blocks: 2)
+            #expect(try store.personal.count() == 1)
+            #expect(try store.personal.missingHeights(limit: 64).isEmpty)
+            store.close()
+        }
+        // The key is lost: the store is moved aside, and the node starts with a new key and an empty store.
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: PersonalStore.path(directory) + suffix) }
+        let reopened = try LedgerStore(dataDirectory: directory, consortium: fixture.consortium,
+                                       personalDataKey: PersonalDataKey.generate())
+        #expect(try reopened.personal.missingHeights(limit: 64) == [3])
+        #expect(try reopened.personal.scannedThrough() == 5)
+        reopened.close()
     }
 }
