@@ -43,6 +43,46 @@ struct ReplicaHarness {
     }
 }
 
+/// What the personal-data repair tests read of a replica's effects, and the replies they make.
+extension ReplicaHarness {
+    typealias Asked = (peer: ValidatorID, from: UInt64, count: UInt32)
+
+    /// A harness whose ledger committed `chain` without any of its personal data.
+    static func lackingPersonalData(_ chain: [CommittedBlock]) throws -> ReplicaHarness {
+        let harness = try ReplicaHarness()
+        for record in chain {
+            var stripped = record
+            stripped.block.transactions = record.block.transactions.map(\.withoutPersonalData)
+            try harness.ledger.commit(stripped)
+        }
+        return harness
+    }
+
+    /// The sync request among `effects`, if any.
+    static func request(_ effects: [ReplicaEffect]) -> Asked? {
+        effects.lazy.compactMap { effect -> Asked? in
+            if case .send(.syncRequest(let from, let count), let peer) = effect { (peer, from, count) } else { nil }
+        }.first
+    }
+
+    /// The personal-repair timer scheduled among `effects`, with its delay.
+    static func repairTimer(_ effects: [ReplicaEffect]) -> (ReplicaTimer, UInt64)? {
+        effects.lazy.compactMap { effect -> (ReplicaTimer, UInt64)? in
+            if case .schedule(let timer, let ms) = effect, case .personalRepair = timer { (timer, ms) } else { nil }
+        }.first
+    }
+
+    /// A reply to `asked` from `chain`, each transaction passed through `edit`.
+    static func reply(_ asked: Asked, from chain: [CommittedBlock], _ edit: (Transaction) -> Transaction) -> WireMessage {
+        let records = chain[Int(asked.from - 1)..<Int(asked.from - 1 + UInt64(asked.count))].map { record in
+            var copy = record
+            copy.block.transactions = record.block.transactions.map(edit)
+            return copy
+        }
+        return .syncResponse(fromHeight: asked.from, blocks: Array(records))
+    }
+}
+
 @Suite("Replica")
 struct ReplicaTests {
     /// Sync replies hold as many blocks as fit the receiver's frame limit, never more (the node used to size them
@@ -106,33 +146,13 @@ struct ReplicaTests {
         let chain = try ReplicaHarness.chain(heights: 4)
         let lacking = chain.filter { $0.block.transactions.contains { $0.personal != nil } }.map(\.block.header.height)
         let first = try #require(lacking.first, "the workload's registrations carry personal data")
-        var harness = try ReplicaHarness()
-        for record in chain {
-            var stripped = record
-            stripped.block.transactions = record.block.transactions.map(\.withoutPersonalData)
-            try harness.ledger.commit(stripped)
-        }
+        var harness = try ReplicaHarness.lackingPersonalData(chain)
         #expect(harness.ledger.heightsLackingPersonalData(from: 0, limit: 64) == lacking)
         try harness.replica.start(journalRecords: [])
         _ = harness.replica.takeEffects()
-
-        func request(_ effects: [ReplicaEffect]) -> (peer: ValidatorID, from: UInt64, count: UInt32)? {
-            effects.lazy.compactMap { effect -> (ValidatorID, UInt64, UInt32)? in
-                if case .send(.syncRequest(let from, let count), let peer) = effect { (peer, from, count) } else { nil }
-            }.first
-        }
-        func repairTimer(_ effects: [ReplicaEffect]) -> (ReplicaTimer, UInt64)? {
-            effects.lazy.compactMap { effect -> (ReplicaTimer, UInt64)? in
-                if case .schedule(let timer, let ms) = effect, case .personalRepair = timer { (timer, ms) } else { nil }
-            }.first
-        }
-        func reply(_ asked: (peer: ValidatorID, from: UInt64, count: UInt32), _ edit: (Transaction) -> Transaction) -> WireMessage {
-            let records = chain[Int(asked.from - 1)..<Int(asked.from - 1 + UInt64(asked.count))].map { record in
-                var copy = record
-                copy.block.transactions = record.block.transactions.map(edit)
-                return copy
-            }
-            return .syncResponse(fromHeight: asked.from, blocks: Array(records))
+        let request = ReplicaHarness.request, repairTimer = ReplicaHarness.repairTimer
+        func reply(_ asked: ReplicaHarness.Asked, _ edit: (Transaction) -> Transaction) -> WireMessage {
+            ReplicaHarness.reply(asked, from: chain, edit)
         }
 
         // Two peers connect (at this height: no block sync); the first is asked for the lowest lacking height.
@@ -185,31 +205,13 @@ struct ReplicaTests {
         let chain = try ReplicaHarness.chain(heights: 12)
         let lacking = chain.filter { $0.block.transactions.contains { $0.personal != nil } }.map(\.block.header.height)
         try #require(lacking.count >= 2, "the workload's registrations carry personal data")
-        var harness = try ReplicaHarness()
-        for record in chain {
-            var stripped = record
-            stripped.block.transactions = record.block.transactions.map(\.withoutPersonalData)
-            try harness.ledger.commit(stripped)
-        }
+        var harness = try ReplicaHarness.lackingPersonalData(chain)
         try harness.replica.start(journalRecords: [])
         _ = harness.replica.takeEffects()
-        func request(_ effects: [ReplicaEffect]) -> (peer: ValidatorID, from: UInt64, count: UInt32)? {
-            effects.lazy.compactMap { effect -> (ValidatorID, UInt64, UInt32)? in
-                if case .send(.syncRequest(let from, let count), let peer) = effect { (peer, from, count) } else { nil }
-            }.first
-        }
-        func timer(_ effects: [ReplicaEffect]) -> ReplicaTimer? {
-            effects.lazy.compactMap { effect -> ReplicaTimer? in
-                if case .schedule(let timer, _) = effect, case .personalRepair = timer { timer } else { nil }
-            }.first
-        }
-        func reply(_ asked: (peer: ValidatorID, from: UInt64, count: UInt32), stripped: Bool) -> WireMessage {
-            let records = chain[Int(asked.from - 1)..<Int(asked.from - 1 + UInt64(asked.count))].map { record in
-                var copy = record
-                if stripped { copy.block.transactions = record.block.transactions.map(\.withoutPersonalData) }
-                return copy
-            }
-            return .syncResponse(fromHeight: asked.from, blocks: Array(records))
+        let request = ReplicaHarness.request
+        func timer(_ effects: [ReplicaEffect]) -> ReplicaTimer? { ReplicaHarness.repairTimer(effects)?.0 }
+        func reply(_ asked: ReplicaHarness.Asked, stripped: Bool) -> WireMessage {
+            ReplicaHarness.reply(asked, from: chain) { stripped ? $0.withoutPersonalData : $0 }
         }
         harness.replica.connected(harness.id(1), height: 12)
         var asked = try #require(request(harness.replica.takeEffects()))
