@@ -19,23 +19,34 @@ struct Bench: AsyncParsableCommand {
 
     @Option(help: "Transactions in the measured ledger.") var transactions: Int = 20_000
     @Option(help: "Crypto suite.") var suite: CryptoSuiteID = .ed25519SHA256
+    @Option(help: "Output: text, or names (`name: value` lines, suffixed _sm2 under SM2, for scripts/bench).")
+    var format: LoadFormat = .text
 
     func run() async throws {
         try await reportingErrors {
             guard transactions > 0 else { throw CLIError("--transactions must be positive") }
             let cores = ProcessInfo.processInfo.activeProcessorCount
             let raw = try rawVerificationsPerSecond(CryptoSuite(suite))
-            print(String(format: "raw %@ verifications: %.0f /s per core, %d cores", suite.rawValue, raw, cores))
+            let suffix = suite == .sm2SM3 ? "_sm2" : ""
+            func figure(_ name: String, _ value: Double, _ text: String) {
+                print(format == .names ? String(format: "%@%@: %@", name, suffix, value < 10 ? String(format: "%.2f", value)
+                                                    : String(format: "%.0f", value)) : text)
+            }
+            figure("verify_raw_per_s_per_core", raw,
+                   String(format: "raw %@ verifications: %.0f /s per core, %d cores", suite.rawValue, raw, cores))
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("xinlian-bench-\(UUID().uuidString)").path
             defer { try? FileManager.default.removeItem(atPath: directory) }
             let (consortium, commitRate) = try await commitThroughput(suite: suite, directory: directory)
-            print(String(format: "commit path (admit, block, fsync, index): %.0f tx/s = %.2f × raw single-core verification",
-                         commitRate, commitRate / raw))
+            figure("commit_path_per_s", commitRate,
+                   String(format: "commit path (admit, block, fsync, index): %.0f tx/s = %.2f × raw single-core verification",
+                          commitRate, commitRate / raw))
+            if format == .names { figure("commit_path_ratio", commitRate / raw, "") }
             let start = ContinuousClock.now
             let report = try AuditVerifier.verify(dataDirectory: directory + "/data", consortium: consortium, options: AuditOptions())
             let auditRate = Double(report.transactions) / seconds(ContinuousClock.now - start)
-            print(String(format: "offline audit: %.0f tx/s = %.2f × raw verification on all %d cores", auditRate,
-                         auditRate / (raw * Double(cores)), cores))
+            figure("audit_per_s", auditRate, String(format: "offline audit: %.0f tx/s = %.2f × raw verification on all %d cores",
+                                                    auditRate, auditRate / (raw * Double(cores)), cores))
+            if format == .names { figure("audit_ratio", auditRate / (raw * Double(cores)), "") }
         }
     }
 

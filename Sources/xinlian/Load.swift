@@ -12,25 +12,37 @@ struct Load: AsyncParsableCommand {
             "The transactions come from the credit model's sample generator (as `xinlian sample` prints them) and are "
                 + "spread over the given nodes by enterprise. Sample reporters are mapped by role onto the institutions "
                 + "whose keys are given.",
+            "Without --rate every node gets its share as fast as it answers (a burst: throughput); with --rate the "
+                + "transactions are offered at that many per second in all, whatever the nodes do (latency at a load). "
+                + "--format names prints one `name: value` line per figure, for scripts.",
             Help.example("""
-                xinlian load --node http://127.0.0.1:8600 \\
+                xinlian load --node https://127.0.0.1:8600 \\
                   --institutions .cluster/institutions \\
                   --genesis .cluster/genesis.json --count 1000
-                """)))
+                xinlian load --node https://127.0.0.1:8600 --node https://127.0.0.1:8601 \\
+                  --institutions .cluster/institutions \\
+                  --genesis .cluster/genesis.json --count 20000 --rate 1000 --format names
+                """, title: "Examples")))
 
     @Option(name: .customLong("node"), help: "Node API URL (repeat for several nodes).") var nodes: [String] = []
     @Option(help: "Directory of institution key files (*.key).") var institutions: String
     @Option(help: "The consortium's genesis file (for the institutions' roles).") var genesis: String
     @Option(help: "Number of transactions.") var count: Int = 1000
-    @Option(help: "Transactions per request.") var batch: Int = 100
+    @Option(help: "Transactions per request (default 100, or 10 with --rate).") var batch: Int?
+    @Option(help: ArgumentHelp("Offer this many transactions per second in all (default: as fast as the nodes take them).",
+                               valueName: "tx/s"))
+    var rate: Double?
+    @Option(help: "Output: text (one line) or names (`name: value` lines).") var format: LoadFormat = .text
     @Option(help: "Seconds to wait for commitment.") var timeout: Int = 120
     @Option(help: "Seed for the sample enterprises.") var seed: UInt64 = 1
 
     func run() async throws {
         try await reportingErrors {
+            let batch = self.batch ?? (rate == nil ? 100 : 10)
             guard !nodes.isEmpty, count > 0, (1...5_000).contains(batch) else {
                 throw CLIError("give at least one --node, a positive --count and --batch 1...5000")
             }
+            if let rate, !(rate.isFinite && rate > 0) { throw CLIError("--rate must be a positive number of transactions per second") }
             let consortium = try Consortium(try Genesis.load(path: genesis))
             let keys = try loadKeys()
             let status = try await NodeClient(nodes[0]).get("/v1/status", as: NodeStatus.self)
@@ -49,9 +61,9 @@ struct Load: AsyncParsableCommand {
             }
             let report = try await LoadRun(nodes: nodes.map(NodeClient.init),
                                            reader: RequestSigner(chainID: consortium.chainID, institution: reader, key: readerKey),
-                                           batch: batch, timeout: timeout)
+                                           batch: batch, timeout: timeout, rate: rate)
                 .run(transactions, suite: consortium.suite, startHeight: status.height)
-            print(report)
+            print(format == .names ? report.names : report.description)
         }
     }
 
@@ -93,6 +105,10 @@ struct Load: AsyncParsableCommand {
     }
 }
 
+enum LoadFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, names
+}
+
 /// Submits in batches spread over the nodes by enterprise, then follows the chain on the first node to see each
 /// transaction commit.
 struct LoadRun {
@@ -101,21 +117,39 @@ struct LoadRun {
     let reader: RequestSigner
     let batch: Int
     let timeout: Int
+    /// Transactions offered per second in all; nil sends each node's share as fast as it answers.
+    var rate: Double?
 
     struct Report: CustomStringConvertible {
         var count: Int
         var seconds: Double
         var latenciesMs: [Double]
+        /// What was offered: transactions per second from the first submission to the last (nil for a burst).
+        var offeredPerSecond: Double?
+
+        func percentile(_ p: Double) -> Double? {
+            let sorted = latenciesMs.sorted()
+            guard !sorted.isEmpty else { return nil }
+            return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+        }
 
         var description: String {
-            let sorted = latenciesMs.sorted()
-            func percentile(_ p: Double) -> String {
-                guard !sorted.isEmpty else { return "-" }
-                return String(format: "%.0f", sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))])
+            func text(_ p: Double) -> String { percentile(p).map { String(format: "%.0f", $0) } ?? "-" }
+            let offered = offeredPerSecond.map { String(format: " (offered %.0f tx/s)", $0) } ?? ""
+            return String(format: "committed %d transactions in %.2f s: %.0f tx/s%@; commit latency ms p50 %@ p90 %@ p99 %@ max %@",
+                          count, seconds, Double(count) / max(seconds, 0.001), offered, text(0.5), text(0.9),
+                          text(0.99), text(1.0))
+        }
+
+        /// `name: value` lines (plain numbers) for scripts such as `scripts/bench`.
+        var names: String {
+            var lines = ["committed: \(count)", String(format: "seconds: %.3f", seconds),
+                         String(format: "committed_per_s: %.0f", Double(count) / max(seconds, 0.001))]
+            if let offeredPerSecond { lines.append(String(format: "offered_per_s: %.0f", offeredPerSecond)) }
+            for (name, p) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0)] {
+                if let value = percentile(p) { lines.append(String(format: "latency_%@_ms: %.1f", name, value)) }
             }
-            return String(format: "committed %d transactions in %.2f s: %.0f tx/s; commit latency ms p50 %@ p90 %@ p99 %@ max %@",
-                          count, seconds, Double(count) / max(seconds, 0.001), percentile(0.5), percentile(0.9),
-                          percentile(0.99), percentile(1.0))
+            return lines.joined(separator: "\n")
         }
     }
 
@@ -139,14 +173,23 @@ struct LoadRun {
         for transaction in transactions {
             perNode[Self.route(transaction.body.subject, nodes: nodes.count)].append(transaction)
         }
+        let total = transactions.count
         let stamps = try await withThrowingTaskGroup(of: [(String, ContinuousClock.Instant)].self) { group in
             for (index, assigned) in perNode.enumerated() where !assigned.isEmpty {
                 let client = nodes[index]
                 let size = batch
+                // Each node is offered its share of the rate: its batches leave at fixed times, however long the
+                // node takes to answer the previous one (a late answer only delays what is sent on this node).
+                let interval = rate.map { Duration.seconds(Double(size) / ($0 * Double(assigned.count) / Double(total))) }
                 group.addTask {
                     var stamps: [(String, ContinuousClock.Instant)] = []
+                    var due = started
                     for start in stride(from: 0, to: assigned.count, by: size) {
                         let chunk = assigned[start..<min(start + size, assigned.count)]
+                        if let interval {
+                            if due > clock.now { try await Task.sleep(until: due, clock: clock) }
+                            due = due + interval
+                        }
                         let sent = clock.now
                         let request = SubmitRequest(Array(chunk))
                         let response = try await client.post("/v1/transactions", json: request, as: SubmitResponse.self)
@@ -160,6 +203,8 @@ struct LoadRun {
             return all
         }
         for (id, sent) in stamps { submittedAt[id] = sent }
+        let lastSent = stamps.map(\.1).max() ?? started
+        let offered = rate == nil ? nil : Double(stamps.count) / max(seconds(lastSent - started), 0.001)
         var latencies: [Double] = []
         var height = startHeight
         var remaining = Set(submittedAt.keys)
@@ -168,7 +213,8 @@ struct LoadRun {
             guard clock.now < deadline else { throw CLIError("timed out: \(remaining.count) transactions not committed") }
             let status = try await nodes[0].get("/v1/status", as: NodeStatus.self)
             if status.height == height {
-                try await Task.sleep(for: .milliseconds(20))
+                // Polled: a commit is seen up to this late (finer when latency at a load is the point).
+                try await Task.sleep(for: .milliseconds(rate == nil ? 20 : 5))
                 continue
             }
             for next in (height + 1)...status.height {
@@ -176,15 +222,17 @@ struct LoadRun {
                 let seen = clock.now
                 for transaction in block.transactions where remaining.remove(transaction.id) != nil {
                     if let sent = submittedAt[transaction.id] {
-                        latencies.append(Double((seen - sent).components.attoseconds) / 1e15 + Double((seen - sent).components.seconds) * 1000)
+                        latencies.append(seconds(seen - sent) * 1_000)
                     }
                 }
             }
             height = status.height
         }
-        let elapsed = clock.now - started
-        return Report(count: transactions.count,
-                      seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
-                      latenciesMs: latencies)
+        return Report(count: transactions.count, seconds: seconds(clock.now - started), latenciesMs: latencies,
+                      offeredPerSecond: offered)
+    }
+
+    private func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import XinlianAudit
 import XinlianCore
 import XinlianCredit
 import XinlianCrypto
@@ -28,6 +29,8 @@ struct BenchReport: AsyncParsableCommand {
     @Option(help: "Transactions per block (the same for every ledger size).") var blockTransactions: Int = 100
     @Option(help: "Timed reports per enterprise and ledger, after a warm-up.") var samples: Int = 200
     @Option(help: "Where to write the temporary ledgers (deleted afterwards).") var directory: String?
+    @Option(help: "Output: text, or names (also `name: value` lines for the largest ledger, for scripts/bench).")
+    var format: LoadFormat = .text
 
     /// Background enterprises per sample story group: a group's statements fill consecutive blocks, so that a block
     /// touches ten to twenty enterprises, not one state-tree key per transaction; the number of enterprises grows
@@ -72,20 +75,41 @@ struct BenchReport: AsyncParsableCommand {
                              Self.seconds(ContinuousClock.now - start)))
                 ledgers.append((size, data))
             }
-            let medians = try await measure(world: world, ledgers: ledgers, targets: targets, rawMicros: rawMicros)
+            let times = try await measure(world: world, ledgers: ledgers, targets: targets, rawMicros: rawMicros)
+            let medians = times.map { $0.map { $0[$0.count / 2] } }
             for (index, ledger) in ledgers.enumerated().dropFirst() {
                 let ratios = targets.indices.map { String(format: "%.2f (%d statements)", medians[index][$0] / medians[0][$0],
                                                          targets[$0].transactions.count) }
                 print("ratio of medians, \(ledger.size) vs \(ledgers[0].size) transactions: " + ratios.joined(separator: ", "))
             }
+            if format == .names, let largest = ledgers.last, let sorted = times.last?.first {
+                try names(largest, sorted: sorted, world: world, rawPerSecond: 1e6 / rawMicros)
+            }
         }
+    }
+
+    /// `name: value` lines for the largest ledger: the report figures of the large enterprise (assembled in
+    /// process, one at a time, as the report route does before HTTP), the ledger's bytes per transaction, and the
+    /// offline audit of it (`AuditVerifier`, as `xinlian audit verify` runs it).
+    private func names(_ ledger: (size: Int, data: String), sorted: [Double], world: BenchWorld, rawPerSecond: Double) throws {
+        let cores = Double(ProcessInfo.processInfo.activeProcessorCount)
+        let mean = sorted.reduce(0, +) / Double(max(1, sorted.count))
+        let start = ContinuousClock.now
+        let audit = try AuditVerifier.verify(dataDirectory: ledger.data + "/data", consortium: world.consortium, options: AuditOptions())
+        let auditRate = Double(audit.transactions) / Self.seconds(ContinuousClock.now - start)
+        print("report_ledger_transactions: \(ledger.size)")
+        print(String(format: "report_p99_ms: %.2f", sorted[min(sorted.count - 1, sorted.count * 99 / 100)] / 1_000))
+        print(String(format: "reports_per_s: %.0f", 1e6 / max(mean, 0.001)))
+        print(String(format: "bytes_per_tx: %.0f", Double(Self.bytes(under: ledger.data + "/data")) / Double(ledger.size)))
+        print(String(format: "audit_per_s: %.0f", auditRate))
+        print(String(format: "audit_ratio: %.2f", auditRate / (rawPerSecond * cores)))
     }
 
     /// Times `reportMaterial` + `assemble` for each target on each ledger, as the report route runs them, one engine per
     /// ledger. Samples are interleaved (every ledger and target once per round) so that drift in the machine's load
-    /// falls on every ledger alike. Returns the medians (µs) by ledger, then target.
+    /// falls on every ledger alike. Returns the sorted times (µs) by ledger, then target.
     private func measure(world: BenchWorld, ledgers: [(size: Int, data: String)], targets: [TargetEnterprise],
-                         rawMicros: Double) async throws -> [[Double]] {
+                         rawMicros: Double) async throws -> [[[Double]]] {
         var logger = Logger(label: "bench-report")
         logger.logLevel = .warning
         var engines: [NodeEngine] = []
@@ -118,10 +142,10 @@ struct BenchReport: AsyncParsableCommand {
             throw error
         }
         for engine in engines { await engine.shutdown() }
-        var medians: [[Double]] = []
+        var sortedTimes: [[[Double]]] = []
         for (index, ledger) in ledgers.enumerated() {
             print("ledger of \(ledger.size) transactions, \(samples) reports each after \(warmUp) unmeasured:")
-            var row: [Double] = []
+            var row: [[Double]] = []
             for (number, target) in targets.enumerated() {
                 let facts = shown[index][number]
                 guard facts.own == target.transactions.count else {
@@ -133,11 +157,11 @@ struct BenchReport: AsyncParsableCommand {
                 print(String(format: "  enterprise with %3d statements (%3d blocks read, %3d sources shown): median %8.0f µs,"
                                  + " p90 %8.0f µs = %.0f / %.0f raw verifications", target.transactions.count, facts.blocks,
                              facts.sources, median, p90, median / rawMicros, p90 / rawMicros))
-                row.append(median)
+                row.append(sorted)
             }
-            medians.append(row)
+            sortedTimes.append(row)
         }
-        return medians
+        return sortedTimes
     }
 
     private func rawVerificationsPerSecond(_ suite: CryptoSuite) throws -> Double {

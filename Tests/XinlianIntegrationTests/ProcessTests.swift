@@ -166,6 +166,19 @@ struct ProcessTests {
         let first = try CLI.run(["load", "--node", url, "--count", "300", "--seed", "1"] + sampleArguments)
         try #require(first.status == 0, "\(first.stderr)")
         #expect(first.stdout.contains("committed 300 transactions"))
+        // At an offered rate, with names for scripts (scripts/bench): every figure present, as plain numbers.
+        let paced = try CLI.run(["load", "--node", url, "--count", "100", "--seed", "3", "--rate", "500", "--format", "names"]
+                                + sampleArguments)
+        try #require(paced.status == 0, "\(paced.stderr)")
+        let figures = Dictionary(paced.stdout.split(separator: "\n").compactMap { line -> (String, Double)? in
+            let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, let value = Double(parts[1]) else { return nil }
+            return (parts[0], value)
+        }, uniquingKeysWith: { $1 })
+        #expect(figures["committed"] == 100, "\(paced.stdout)")
+        for name in ["committed_per_s", "offered_per_s", "latency_p50_ms", "latency_p99_ms"] {
+            #expect(figures[name] != nil, "\(name) missing from \(paced.stdout)")
+        }
 
         // Load again in the background and kill the node while blocks are being committed.
         let background = Process()
