@@ -116,7 +116,7 @@ public enum Payload {
             throw VerificationError(code: "payload_too_large", message: "payload exceeds \(Limits.payloadBytes) bytes")
         }
         let value: JSONValue
-        do { value = try JSONDecoder().decode(JSONValue.self, from: Data(bytes)) } catch {
+        do { value = try JSONParser.parse(bytes) } catch {
             throw VerificationError(code: "invalid_payload", message: "payload is not valid JSON: \(error)")
         }
         return try canonicalize(value)

@@ -124,7 +124,7 @@ extension Transaction {
 extension Transaction {
     /// The personal data commitment the payload names (`"personal"`), if any.
     public var personalCommitment: Hash32? {
-        guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(body.payload)),
+        guard let value = try? JSONParser.parse(body.payload),
               case .object(let members) = value, case .string(let hex)? = members[PersonalData.payloadKey] else { return nil }
         return Hash32(hex: hex)
     }

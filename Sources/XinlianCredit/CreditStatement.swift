@@ -33,7 +33,7 @@ public enum CreditStatement: Sendable, Hashable {
     /// Error paths start at the kind's name.
     public static func decode(kind: TransactionKind, payload bytes: [UInt8], today: Day? = nil) throws(CreditError) -> CreditStatement {
         var value: JSONValue
-        do { value = try JSONDecoder().decode(JSONValue.self, from: Data(bytes)) } catch {
+        do { value = try JSONParser.parse(bytes) } catch {
             throw CreditError(code: "invalid_payload", path: kind.rawValue, rule: "must be a JSON object")
         }
         if case .object(var members) = value, members.removeValue(forKey: PersonalData.payloadKey) != nil {

@@ -96,7 +96,7 @@ struct ValueDecoder: Decoder {
     func decodeValue<T: Decodable>(_ type: T.Type) throws -> T {
         if let closed = T.self as? any ClosedEnumeration.Type {
             let text = try string()
-            guard closed.allowedRawValues.contains(text) else {
+            guard closed.allows(text) else {
                 throw CreditError.invalid(pathText, "must be one of \(closed.allowedValues)")
             }
         }
@@ -138,7 +138,8 @@ struct ValueDecoder: Decoder {
 }
 
 extension ClosedEnumeration {
-    static var allowedRawValues: Set<String> { Set(allCases.map(\.rawValue)) }
+    /// Whether `text` is one of the raw values (a scan of a few cases: no set built per value decoded).
+    static func allows(_ text: String) -> Bool { allCases.contains { $0.rawValue == text } }
 }
 
 struct KeyedReader<Key: CodingKey>: KeyedDecodingContainerProtocol {

@@ -80,7 +80,7 @@ public enum PersonalFields {
                             required: Bool) throws(CreditError) -> (value: JSONValue, joined: Joined) {
         let root = transaction.body.kind.rawValue
         let value: JSONValue
-        do { value = try JSONDecoder().decode(JSONValue.self, from: Data(transaction.body.payload)) } catch {
+        do { value = try JSONParser.parse(transaction.body.payload) } catch {
             throw CreditError(code: "invalid_payload", path: root, rule: "must be a JSON object")
         }
         guard case .object(var members) = value else {
@@ -105,7 +105,7 @@ public enum PersonalFields {
                               rule: "must be the personal data's commitment, 64 lower-case hex characters")
         }
         guard let personal = transaction.personal, personal.commitment(suite) == expected,
-              let fields = try? JSONDecoder().decode(JSONValue.self, from: Data(personal.fields)),
+              let fields = try? JSONParser.parse(personal.fields),
               Payload.isCanonical(personal.fields) else {
             if required {
                 let missing = transaction.personal == nil
