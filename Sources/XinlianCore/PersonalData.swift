@@ -124,6 +124,8 @@ extension Transaction {
 extension Transaction {
     /// The personal data commitment the payload names (`"personal"`), if any.
     public var personalCommitment: Hash32? {
+        // Most statements name no person: a byte search spares parsing their payload.
+        guard mayCommitToPersonalData else { return nil }
         guard let value = try? JSONParser.parse(body.payload),
               case .object(let members) = value, case .string(let hex)? = members[PersonalData.payloadKey] else { return nil }
         return Hash32(hex: hex)
@@ -131,7 +133,7 @@ extension Transaction {
 
     /// False when the payload certainly names no personal data commitment (its bytes do not contain the key): a
     /// byte search that spares decoding every payload of a block to find the few that do.
-    public var mayCommitToPersonalData: Bool {
+    var mayCommitToPersonalData: Bool {
         let needle = Array("\"\(PersonalData.payloadKey)\"".utf8)
         let payload = body.payload
         guard payload.count >= needle.count, let first = needle.first else { return false }

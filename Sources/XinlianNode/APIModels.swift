@@ -72,7 +72,7 @@ public struct TransactionView: Codable, Sendable, Equatable {
         timeMs = body.timeMs
         time = Timestamps.iso8601(body.timeMs)
         nonce = body.nonce
-        payload = try? JSONDecoder().decode(JSONValue.self, from: Data(body.payload))
+        payload = try? JSONParser.parse(body.payload)
         signature = transaction.signature.hexString
     }
 }

@@ -234,7 +234,7 @@ final class SimLedger: ReplicaLedger {
         let ids = record.block.transactions.map { $0.id(suite) }
         try LedgerRules.checkUnique(ids, isCommitted: { self.committed[$0] != nil })
         for (id, transaction) in zip(ids, record.block.transactions)
-        where transaction.personal == nil && transaction.mayCommitToPersonalData && transaction.personalCommitment != nil {
+        where transaction.personal == nil && transaction.personalCommitment != nil {
             lacking[id] = UInt64(chain.count + 1)
         }
         chain.append(record)

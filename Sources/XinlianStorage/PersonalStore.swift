@@ -78,7 +78,7 @@ public final class PersonalStore {
 
     /// Statements among `transactions` whose payload commits to personal data they do not carry.
     static func lacking(_ transactions: [Transaction]) -> [Transaction] {
-        transactions.filter { $0.personal == nil && $0.mayCommitToPersonalData && $0.personalCommitment != nil }
+        transactions.filter { $0.personal == nil && $0.personalCommitment != nil }
     }
 
     /// Notes `lacking` (of the block `header` heads) as missing, except those whose data is held.

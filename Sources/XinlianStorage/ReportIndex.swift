@@ -69,7 +69,7 @@ extension LedgerIndex {
             let referenceNames = Self.referenceFields[kind] ?? []
             let partyNames = Self.counterpartyFields[kind] ?? []
             guard !referenceNames.isEmpty || !partyNames.isEmpty,
-                  case .object(let fields)? = try? JSONDecoder().decode(JSONValue.self, from: Data(transaction.body.payload))
+                  case .object(let fields)? = try? JSONParser.parse(transaction.body.payload)
             else { continue }
             let id = transaction.id(suite)
             for name in partyNames {

@@ -165,7 +165,6 @@ struct LoadRun {
     func run(_ transactions: [Transaction], suite: CryptoSuite, startHeight: UInt64) async throws -> Report {
         let clock = ContinuousClock()
         let started = clock.now
-        var submittedAt: [String: ContinuousClock.Instant] = [:]
         // Each enterprise's statements all go to one node, in order, so a statement always reaches a node after
         // the statements it refers to (corrections, updates, releases name earlier statements about the same
         // enterprise), however fast gossip is. Nodes are fed concurrently.
@@ -173,8 +172,34 @@ struct LoadRun {
         for transaction in transactions {
             perNode[Self.route(transaction.body.subject, nodes: nodes.count)].append(transaction)
         }
-        let total = transactions.count
-        let stamps = try await withThrowingTaskGroup(of: [(String, ContinuousClock.Instant)].self) { group in
+        let ids = Set(transactions.map { $0.id(suite).hex })
+        // The chain is followed while the load is submitted, so each commit is seen when it happens, not after the
+        // last submission.
+        let watcher = Task { try await watch(ids, from: startHeight, clock: clock) }
+        let stamps: [(String, ContinuousClock.Instant)]
+        do {
+            stamps = try await submit(perNode, total: transactions.count, started: started, clock: clock)
+        } catch {
+            watcher.cancel()
+            throw error
+        }
+        let seen = try await watcher.value
+        var latencies: [Double] = []
+        for (id, sent) in stamps {
+            if let at = seen[id] { latencies.append(seconds(at - sent) * 1_000) }
+        }
+        let lastSent = stamps.map(\.1).max() ?? started
+        let offered = rate == nil ? nil : Double(stamps.count) / max(seconds(lastSent - started), 0.001)
+        let finished = seen.values.max() ?? clock.now
+        return Report(count: transactions.count, seconds: seconds(finished - started), latenciesMs: latencies,
+                      offeredPerSecond: offered)
+    }
+
+    /// Sends each node its transactions in batches (at the offered rate, or as fast as it answers); returns when
+    /// each batch was sent, by transaction id.
+    private func submit(_ perNode: [[Transaction]], total: Int, started: ContinuousClock.Instant,
+                        clock: ContinuousClock) async throws -> [(String, ContinuousClock.Instant)] {
+        try await withThrowingTaskGroup(of: [(String, ContinuousClock.Instant)].self) { group in
             for (index, assigned) in perNode.enumerated() where !assigned.isEmpty {
                 let client = nodes[index]
                 let size = batch
@@ -202,34 +227,34 @@ struct LoadRun {
             for try await stamps in group { all += stamps }
             return all
         }
-        for (id, sent) in stamps { submittedAt[id] = sent }
-        let lastSent = stamps.map(\.1).max() ?? started
-        let offered = rate == nil ? nil : Double(stamps.count) / max(seconds(lastSent - started), 0.001)
-        var latencies: [Double] = []
-        var height = startHeight
-        var remaining = Set(submittedAt.keys)
+    }
+
+    /// Follows the chain on the first node from `height` until every id in `ids` is committed; returns when each
+    /// was first seen. Polled: a commit is seen up to the poll interval late (finer when latency at a load is the
+    /// point).
+    private func watch(_ ids: Set<String>, from height: UInt64,
+                       clock: ContinuousClock) async throws -> [String: ContinuousClock.Instant] {
+        var seen: [String: ContinuousClock.Instant] = [:]
+        var height = height
         let deadline = clock.now + .seconds(timeout)
-        while !remaining.isEmpty {
-            guard clock.now < deadline else { throw CLIError("timed out: \(remaining.count) transactions not committed") }
+        while seen.count < ids.count {
+            try Task.checkCancellation()
+            guard clock.now < deadline else { throw CLIError("timed out: \(ids.count - seen.count) transactions not committed") }
             let status = try await nodes[0].get("/v1/status", as: NodeStatus.self)
-            if status.height == height {
-                // Polled: a commit is seen up to this late (finer when latency at a load is the point).
+            if status.height <= height {
                 try await Task.sleep(for: .milliseconds(rate == nil ? 20 : 5))
                 continue
             }
             for next in (height + 1)...status.height {
                 let block = try await nodes[0].get("/v1/blocks/\(next)", as: BlockResponse.self, signedBy: reader)
-                let seen = clock.now
-                for transaction in block.transactions where remaining.remove(transaction.id) != nil {
-                    if let sent = submittedAt[transaction.id] {
-                        latencies.append(seconds(seen - sent) * 1_000)
-                    }
+                let at = clock.now
+                for transaction in block.transactions where ids.contains(transaction.id) && seen[transaction.id] == nil {
+                    seen[transaction.id] = at
                 }
             }
             height = status.height
         }
-        return Report(count: transactions.count, seconds: seconds(clock.now - started), latenciesMs: latencies,
-                      offeredPerSecond: offered)
+        return seen
     }
 
     private func seconds(_ duration: Duration) -> Double {
