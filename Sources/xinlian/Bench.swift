@@ -26,7 +26,7 @@ struct Bench: AsyncParsableCommand {
         try await reportingErrors {
             guard transactions > 0 else { throw CLIError("--transactions must be positive") }
             let cores = ProcessInfo.processInfo.activeProcessorCount
-            let raw = try rawVerificationsPerSecond(CryptoSuite(suite))
+            let raw = try Self.rawVerificationsPerSecond(CryptoSuite(suite))
             let suffix = suite == .sm2SM3 ? "_sm2" : ""
             func figure(_ name: String, _ value: Double, _ text: String) {
                 print(format == .names ? String(format: "%@%@: %@", name, suffix, value < 10 ? String(format: "%.2f", value)
@@ -50,16 +50,22 @@ struct Bench: AsyncParsableCommand {
         }
     }
 
-    private func rawVerificationsPerSecond(_ suite: CryptoSuite) throws -> Double {
+    /// Verifications of one signature per second on one core, through the library the node uses: the best of five
+    /// timed runs, the machine's limit rather than its average under whatever else is running.
+    static func rawVerificationsPerSecond(_ suite: CryptoSuite) throws -> Double {
         let key = suite.generateSigningKey()
         let message = [UInt8](repeating: 7, count: 200)
         let signature = try key.sign(message)
-        let count = suite.id == .sm2SM3 ? 2_000 : 10_000
-        let start = ContinuousClock.now
-        var valid = 0
-        for _ in 0..<count where key.publicKey.isValidSignature(signature, for: message) { valid += 1 }
-        guard valid == count else { throw CLIError("verification failed during the benchmark") }
-        return Double(count) / seconds(ContinuousClock.now - start)
+        let count = suite.id == .sm2SM3 ? 1_000 : 4_000
+        var best = 0.0
+        for _ in 0..<5 {
+            let start = ContinuousClock.now
+            var valid = 0
+            for _ in 0..<count where key.publicKey.isValidSignature(signature, for: message) { valid += 1 }
+            guard valid == count else { throw CLIError("verification failed during the benchmark") }
+            best = max(best, Double(count) / BenchReport.seconds(ContinuousClock.now - start))
+        }
+        return best
     }
 
     /// A consortium whose institutions are the sample generator's own, so its transactions pass every credit rule.

@@ -57,7 +57,7 @@ struct BenchReport: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let suite = CryptoSuite(Self.suiteID)
-            let rawMicros = 1e6 / (try rawVerificationsPerSecond(suite))
+            let rawMicros = 1e6 / (try Bench.rawVerificationsPerSecond(suite))
             print(String(format: "raw %@ verification: %.1f µs (one core); %d cores", Self.suiteID.rawValue, rawMicros,
                          ProcessInfo.processInfo.activeProcessorCount))
             let base = (directory ?? FileManager.default.temporaryDirectory.path) + "/xinlian-bench-report-\(UUID().uuidString)"
@@ -162,18 +162,6 @@ struct BenchReport: AsyncParsableCommand {
             sortedTimes.append(row)
         }
         return sortedTimes
-    }
-
-    private func rawVerificationsPerSecond(_ suite: CryptoSuite) throws -> Double {
-        let key = suite.generateSigningKey()
-        let message = [UInt8](repeating: 7, count: 200)
-        let signature = try key.sign(message)
-        let count = 10_000
-        let start = ContinuousClock.now
-        var valid = 0
-        for _ in 0..<count where key.publicKey.isValidSignature(signature, for: message) { valid += 1 }
-        guard valid == count else { throw CLIError("verification failed during the benchmark") }
-        return Double(count) / Self.seconds(ContinuousClock.now - start)
     }
 
     static func seconds(_ duration: Duration) -> Double {
