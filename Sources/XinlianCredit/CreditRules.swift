@@ -34,10 +34,14 @@ public enum CreditRules {
     /// The personal data its payload commits to is joined first (``PersonalFields/join(_:suite:required:)``): it must
     /// be carried and match when `personalRequired` (admission, proposals); a block already certified is checked
     /// without it where this node does not hold it.
+    ///
+    /// `decoded` is the statement this transaction decoded to when it was checked before (admission), if the caller
+    /// kept it: identical transaction and personal data, so joining and decoding again would give the same; its
+    /// roles and references are still checked here, against this block.
     @discardableResult
     public static func check(transaction: Transaction, roles: Set<InstitutionRole>, referenced: (Hash32) -> Transaction?,
                              origin: Origin = .api, suite: CryptoSuite,
-                             personalRequired: Bool = true) throws(CreditError) -> CreditStatement {
+                             personalRequired: Bool = true, decoded: CreditStatement? = nil) throws(CreditError) -> CreditStatement {
         let body = transaction.body
         let root = body.kind.rawValue
         guard body.kind != .governance else {
@@ -48,8 +52,13 @@ public enum CreditRules {
             throw CreditError(code: "kind_not_submittable", path: root, rule: "is written by a node, never through the API")
         }
         if body.kind != .queryRecord { try checkRoles(body.kind, roles: roles, root: root) }
-        let joined = try PersonalFields.join(transaction, suite: suite, required: personalRequired)
-        let statement = try CreditStatement.decode(kind: body.kind, value: joined.value, root: root, today: Day(ms: body.timeMs))
+        let statement: CreditStatement
+        if let decoded {
+            statement = decoded
+        } else {
+            let joined = try PersonalFields.join(transaction, suite: suite, required: personalRequired)
+            statement = try CreditStatement.decode(kind: body.kind, value: joined.value, root: root, today: Day(ms: body.timeMs))
+        }
         if case .queryRecord(let query) = statement { try checkQueryRoles(query, reporter: body.reporter, roles: roles) }
         try withoutActuallyEscaping(referenced) { (escapable) throws(CreditError) in
             try checkReferences(statement, lookup: Lookup(transaction: transaction, referenced: escapable), roles: roles)

@@ -8,14 +8,16 @@ public enum LedgerRules {
     /// What a transaction must meet to become pending, after its signature (`TransactionRules.check`): its time
     /// against this node's clock, then the credit model's rules (payload schema, the reporter's roles, references).
     /// `referenced` resolves a reference to a pending or committed transaction.
+    /// Returns the decoded statement (a ledger may keep it for ``creditFailures(_:consortium:personalRequired:decoded:committed:)``).
+    @discardableResult
     public static func checkPending(_ transaction: Transaction, consortium: Consortium, clockMs: UInt64,
                                     origin: CreditRules.Origin,
-                                    referenced: (Hash32) -> Transaction?) throws(VerificationError) {
+                                    referenced: (Hash32) -> Transaction?) throws(VerificationError) -> CreditStatement {
         try TransactionRules.checkTime(transaction, clockMs: clockMs)
         let roles = consortium.institutionRoles[transaction.body.reporter] ?? []
         do {
-            _ = try CreditRules.check(transaction: transaction, roles: roles, referenced: referenced, origin: origin,
-                                      suite: consortium.suite)
+            return try CreditRules.check(transaction: transaction, roles: roles, referenced: referenced, origin: origin,
+                                         suite: consortium.suite)
         } catch {
             throw VerificationError(code: error.code, message: error.description)
         }
@@ -26,17 +28,23 @@ public enum LedgerRules {
     ///
     /// `personalRequired`: every transaction's personal data must be carried and match its commitment (a proposal,
     /// a block built here); false for a block a quorum certified, which this node may hold without some of it.
+    ///
+    /// `decoded` gives the statement a transaction decoded to at its admission here, when the ledger kept it and the
+    /// transaction (personal data included) is identical: it is not parsed and decoded again.
     public static func creditFailures(_ transactions: [Transaction], consortium: Consortium, personalRequired: Bool = true,
+                                      decoded: (Hash32, Transaction) -> CreditStatement? = { _, _ in nil },
                                       committed: (Hash32) -> Transaction?) -> [Int: VerificationError] {
         var earlier: [Hash32: Transaction] = [:]
         var failures: [Int: VerificationError] = [:]
         for (index, transaction) in transactions.enumerated() {
             let roles = consortium.institutionRoles[transaction.body.reporter] ?? []
+            let id = transaction.id(consortium.suite)
             do {
                 try CreditRules.check(transaction: transaction, roles: roles, referenced: { id in
                     earlier[id] ?? committed(id)
-                }, origin: .node, suite: consortium.suite, personalRequired: personalRequired)
-                earlier[transaction.id(consortium.suite)] = transaction
+                }, origin: .node, suite: consortium.suite, personalRequired: personalRequired,
+                   decoded: decoded(id, transaction))
+                earlier[id] = transaction
             } catch {
                 failures[index] = VerificationError(code: error.code, message: error.description, transactionIndex: index)
             }
@@ -49,6 +57,7 @@ public enum LedgerRules {
     /// admitted here), no transaction twice in the block or already committed (`isCommitted`), and the credit
     /// model's rules in order.
     public static func checkTransactions(_ transactions: [Transaction], consortium: Consortium, personalRequired: Bool = true,
+                                         decoded: (Hash32, Transaction) -> CreditStatement? = { _, _ in nil },
                                          alreadyChecked: (Hash32, Transaction) -> Bool,
                                          isCommitted: (Hash32) -> Bool,
                                          committed: (Hash32) -> Transaction?) throws(VerificationError) {
@@ -58,7 +67,7 @@ public enum LedgerRules {
         }
         try checkUnique(ids, isCommitted: isCommitted)
         if let (index, failure) = creditFailures(transactions, consortium: consortium, personalRequired: personalRequired,
-                                                 committed: committed)
+                                                 decoded: decoded, committed: committed)
             .min(by: { $0.key < $1.key }) {
             throw VerificationError(code: failure.code, message: "transaction \(index): \(failure.message)",
                                     transactionIndex: index)

@@ -1,4 +1,5 @@
 import XinlianCore
+import XinlianCredit
 import XinlianCrypto
 
 /// Transactions waiting for a block: deduplicated by id, bounded in count and bytes, first in first out.
@@ -19,12 +20,16 @@ public struct Mempool: Sendable {
         public var sizeBytes: Int
         /// Milliseconds since the Unix epoch when the node admitted it.
         public var admittedMs: UInt64
+        /// The credit statement it decoded to at admission (reused when a block with it is built or validated).
+        public var statement: CreditStatement?
 
-        public init(id: Hash32, transaction: Transaction, sizeBytes: Int, admittedMs: UInt64) {
+        public init(id: Hash32, transaction: Transaction, sizeBytes: Int, admittedMs: UInt64,
+                    statement: CreditStatement? = nil) {
             self.id = id
             self.transaction = transaction
             self.sizeBytes = sizeBytes
             self.admittedMs = admittedMs
+            self.statement = statement
         }
     }
 

@@ -209,10 +209,11 @@ final class NodeLedger: ReplicaLedger {
                 break
             }
             if batch[id] == nil {
+                let statement: CreditStatement
                 do {
                     // Whatever the origin (API, gossip, the node's own query record), a pending transaction is
                     // judged against this node's clock: nothing dated past it enters the mempool or a block.
-                    try LedgerRules.checkPending(transaction, consortium: consortium, clockMs: admittedMs, origin: origin,
+                    statement = try LedgerRules.checkPending(transaction, consortium: consortium, clockMs: admittedMs, origin: origin,
                                                  referenced: { id in
                         if let pending = batch[id] ?? mempool.transaction(id) { return pending }
                         // Bounded: each committed reference reads a block on the storage thread.
@@ -226,7 +227,7 @@ final class NodeLedger: ReplicaLedger {
                 }
                 batch[id] = transaction
                 fresh.append(Mempool.Entry(id: id, transaction: transaction, sizeBytes: transaction.carriedBytes,
-                                           admittedMs: admittedMs))
+                                           admittedMs: admittedMs, statement: statement))
             }
             results.append(Admission(id: id, state: .pending))
         }
@@ -311,6 +312,7 @@ final class NodeLedger: ReplicaLedger {
         // A transaction identical to one in the mempool (body *and* signature: the id leaves the signature out)
         // was fully checked when it was admitted, so its signature is not verified a second time.
         try LedgerRules.checkTransactions(block.transactions, consortium: consortium, personalRequired: personalRequired,
+                                          decoded: admittedStatement,
                                           alreadyChecked: { id, transaction in mempool.transaction(id) == transaction },
                                           isCommitted: { committed.contains($0) }, committed: committedTransaction)
         let state = try store.prepareState(block.transactions)
@@ -321,7 +323,16 @@ final class NodeLedger: ReplicaLedger {
     }
 
     private func creditFailures(_ transactions: [Transaction]) -> [Int: VerificationError] {
-        LedgerRules.creditFailures(transactions, consortium: consortium, committed: committedTransaction)
+        LedgerRules.creditFailures(transactions, consortium: consortium, decoded: admittedStatement,
+                                   committed: committedTransaction)
+    }
+
+    /// The statement `transaction` decoded to when this node admitted it, if it is the identical transaction with
+    /// the identical personal data (the id leaves the signature and the personal data out).
+    private func admittedStatement(_ id: Hash32, _ transaction: Transaction) -> CreditStatement? {
+        guard let entry = mempool.entry(id), entry.transaction == transaction,
+              entry.transaction.personal == transaction.personal else { return nil }
+        return entry.statement
     }
 
     /// Keeps a block's prepared state for its commit, bounded (a commit of a block whose state was let go
