@@ -1,5 +1,5 @@
 /// A strict JSON reader for ``JSONValue``: RFC 8259 text holding only what payloads may (null, booleans, integers
-/// within ±2^53 without fraction or exponent, strings, arrays, objects without repeated keys), nested at most
+/// within ±2^53 without fraction or exponent, strings, arrays, objects with ASCII member names none repeated), nested at most
 /// ``nestingLimit`` deep, UTF-8 checked. It reads payloads on every node's hot path (every transaction, at admission
 /// and in every block), where Foundation's `JSONDecoder` through `Codable` cost a fifth of the commit path; it
 /// refuses everything that reader refused, and more (fractions, exponents, repeated keys), none of which a
@@ -208,6 +208,12 @@ public struct JSONParser {
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw failure("expected a member name") }
             let keyOffset = index
             let key = try string()
+            // Member names are ASCII (every payload schema's and personal field's are): Swift compares strings by
+            // canonical equivalence, whose tables come with the runtime, so a non-ASCII name could be one key on
+            // one node's toolchain and two on another's, and nodes would judge a signed payload differently.
+            guard key.utf8.allSatisfy({ $0 < 0x80 }) else {
+                throw Failure(offset: keyOffset, reason: "member names must be ASCII")
+            }
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw failure("expected : after a member name") }
             index += 1

@@ -54,6 +54,12 @@ public enum CreditRules {
         if body.kind != .queryRecord { try checkRoles(body.kind, roles: roles, root: root) }
         let statement: CreditStatement
         if let decoded {
+            // Tests (debug builds) check that reuse changes nothing: decoding is a pure function of the transaction
+            // and its personal data, and a node must judge a block exactly as the simulator, which never reuses.
+            assert((try? CreditStatement.decode(kind: body.kind,
+                                                 value: PersonalFields.join(transaction, suite: suite, required: personalRequired).value,
+                                                 root: root, today: Day(ms: body.timeMs))) == decoded,
+                   "a reused statement differs from a fresh decode")
             statement = decoded
         } else {
             let joined = try PersonalFields.join(transaction, suite: suite, required: personalRequired)

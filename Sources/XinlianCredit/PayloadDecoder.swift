@@ -139,7 +139,9 @@ struct ValueDecoder: Decoder {
 
 extension ClosedEnumeration {
     /// Whether `text` is one of the raw values (a scan of a few cases: no set built per value decoded).
-    static func allows(_ text: String) -> Bool { allCases.contains { $0.rawValue == text } }
+    /// Compared byte for byte: Swift's `==` is canonical equivalence, under which a Kelvin sign is a `K`, and the same
+    /// statement must not be writable in other bytes.
+    static func allows(_ text: String) -> Bool { allCases.contains { $0.rawValue.utf8.elementsEqual(text.utf8) } }
 }
 
 struct KeyedReader<Key: CodingKey>: KeyedDecodingContainerProtocol {

@@ -20,7 +20,10 @@ struct JSONParserTests {
     ])
     func acceptsWhatFoundationAcceptsWithTheSameValue(text: String) throws {
         let expected = try #require(Self.foundation(text), "the fixture must be JSON Foundation reads")
-        #expect(try JSONParser.parse(Array(text.utf8)) == expected)
+        let parsed = try JSONParser.parse(Array(text.utf8))
+        #expect(parsed == expected)
+        // Byte for byte, not by String equality (canonical equivalence would hide a difference in bytes).
+        #expect(parsed.canonicalText == expected.canonicalText)
     }
 
     @Test(arguments: [
@@ -28,6 +31,9 @@ struct JSONParserTests {
         "\"unterminated", "\"bad \\x escape\"", "\"\\u12\"", "\"\\ud800\"", "\"\\udc00\"", "\"tab\there\"",
         "9007199254740993", "-9007199254740993", "99999999999999999999999", "{} {}", "[1] x",
         "1.5", "1e3", "1E3", "1.0", "{\"a\":1,\"a\":2}",
+        "-01", "-a", "\"\\ud800\\u0041\"", "\"\\ud800", "\"\\u00", "\u{FEFF}{}",
+        // Non-ASCII member names: composed and decomposed é are one key to Swift, two to a byte comparison.
+        "{\"\u{E9}\":1,\"e\u{301}\":2}", "{\"\u{E9}\":1}",
     ])
     func refuses(text: String) {
         #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(Array(text.utf8)) }
@@ -36,6 +42,7 @@ struct JSONParserTests {
     @Test func refusesInvalidUTF8AndDeepNesting() {
         #expect(throws: JSONParser.Failure.self) { try JSONParser.parse([0x22, 0xC3, 0x28, 0x22]) }
         #expect(throws: JSONParser.Failure.self) { try JSONParser.parse([0x22, 0xED, 0xA0, 0x80, 0x22]) }  // a surrogate in UTF-8
+        #expect(throws: JSONParser.Failure.self) { try JSONParser.parse([0x22, 0xC0, 0xAF, 0x22]) }  // overlong UTF-8
         let deep = String(repeating: "[", count: JSONParser.nestingLimit + 1) + String(repeating: "]", count: JSONParser.nestingLimit + 1)
         #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(Array(deep.utf8)) }
         let fine = String(repeating: "[", count: JSONParser.nestingLimit) + String(repeating: "]", count: JSONParser.nestingLimit)

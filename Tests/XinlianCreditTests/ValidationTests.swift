@@ -147,6 +147,16 @@ let violations: [Violation] = [
         }
     }
 
+    /// Closed sets compare bytes: `"H\u{212A}D"` (a Kelvin sign) equals `"HKD"` to Swift's `==`, and would have let the
+    /// same statement be written in other bytes (review of issue 10's parser).
+    @Test func closedSetsCompareBytesNotCanonicalEquivalence() throws {
+        var payload = Examples.payload(.facilityOpened)
+        payload["amount"] = Fixture.money(5, "H\u{212A}D")
+        #expect(throws: CreditError.self) { _ = try decode(.facilityOpened, payload) }
+        payload["amount"] = Fixture.money(5, "HKD")
+        _ = try decode(.facilityOpened, payload)
+    }
+
     @Test func fractionsAndNonObjectsAreRefused() {
         let text = Array(#"{"amount":{"currency":"CNY","minor":1.5}}"#.utf8)
         #expect(throws: CreditError.self) { _ = try CreditStatement.decode(kind: .facilityOpened, payload: text) }
