@@ -35,6 +35,14 @@ struct ReplicaHarness {
         return result.chains[0]
     }
 
+    /// A harness for the validator after the proposer of height 1, round 0, with that proposer's id and index.
+    static func besideProposer() throws -> (harness: ReplicaHarness, proposer: ValidatorID, proposerIndex: Int) {
+        let probe = try ReplicaHarness()
+        let proposer = probe.replica.gate.rules.schedule.proposer(height: 1, round: 0)
+        let proposerIndex = try #require(probe.setup.validators.members.firstIndex { $0.id == proposer })
+        return (try ReplicaHarness(index: (proposerIndex + 1) % 4), proposer, proposerIndex)
+    }
+
     /// `block` proposed by validator `index` for `round`, signed with its key.
     func proposal(_ block: Block, round: UInt32, by index: Int) throws -> ConsensusMessage {
         let proposal = Proposal(chainID: setup.consortium.chainID, height: block.header.height, round: round,
@@ -108,11 +116,8 @@ struct ReplicaTests {
     /// proposer signed the digest of what it sent, so the stripped copy is not taken at all (and not cached as
     /// invalid), and the genuine copy arriving later still is (hostile review of the erasure slice, finding 1).
     @Test func aProposalStrippedOfItsPersonalDataIsNotTaken() throws {
-        let probe = try ReplicaHarness()
-        let proposer = probe.replica.gate.rules.schedule.proposer(height: 1, round: 0)
-        let proposerIndex = try #require(probe.setup.validators.members.firstIndex { $0.id == proposer })
         // The replica under test is another validator than the proposer.
-        var harness = try ReplicaHarness(index: (proposerIndex + 1) % 4)
+        var (harness, proposer, proposerIndex) = try ReplicaHarness.besideProposer()
         var transaction = try harness.setup.transaction(1, timeMs: SimulatedConsortium.genesisTimeMs)
         #expect(harness.ledger.admit(transaction, origin: .api))
         transaction.personal = PersonalData(salt: Array(repeating: 3, count: 32), fields: Array(#"{"legalRepresentative":"张伟"}"#.utf8))
@@ -240,10 +245,7 @@ struct ReplicaTests {
     /// stripped copy of its block does not leave the validators that validated the proposal without its personal
     /// data: they held all of it, signed, and keep it.
     @Test func aValidatedProposalsPersonalDataSurvivesAStrippedCertifiedCopy() throws {
-        let probe = try ReplicaHarness()
-        let proposer = probe.replica.gate.rules.schedule.proposer(height: 1, round: 0)
-        let proposerIndex = try #require(probe.setup.validators.members.firstIndex { $0.id == proposer })
-        var harness = try ReplicaHarness(index: (proposerIndex + 1) % 4)
+        var (harness, proposer, proposerIndex) = try ReplicaHarness.besideProposer()
         let registration = try harness.setup.registration(3, timeMs: SimulatedConsortium.genesisTimeMs)
         try #require(registration.personal != nil)
         let block = harness.ledger.makeBlock(height: 1, timeMs: SimulatedConsortium.genesisTimeMs + 1, proposer: proposer,

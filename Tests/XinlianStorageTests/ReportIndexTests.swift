@@ -5,24 +5,6 @@ import XinlianCrypto
 import XinlianStorage
 
 extension LedgerFixture {
-    /// Appends one certified block holding `transactions`.
-    func append(_ transactions: [Transaction], to store: LedgerStore) throws {
-        let height = store.height + 1
-        let prepared = try store.prepareState(transactions)
-        let header = BlockHeader(chainID: consortium.chainID, height: height, timeMs: 1_764_000_000_000 + height,
-                                 previousHash: store.lastBlockHash,
-                                 transactionsRoot: Block.transactionsRoot(transactions, suite: consortium.suite),
-                                 stateRoot: prepared.stateRoot, validatorSetHash: consortium.validators.hash,
-                                 proposer: "node0", transactionCount: UInt32(transactions.count))
-        let hash = header.hash(consortium.suite)
-        let vote = Vote(chainID: consortium.chainID, kind: .precommit, height: height, round: 0, blockHash: hash, validator: "node0")
-        let certificate = CommitCertificate(height: height, round: 0, blockHash: hash, signatures: [
-            CommitSignature(validator: "node0", signature: try validatorKey.sign(vote.signingBytes)),
-        ])
-        try store.append(CommittedBlock(block: Block(header: header, transactions: transactions), certificate: certificate),
-                         prepared: prepared)
-    }
-
     func signed(_ kind: TransactionKind, subject: USCC, nonce: UInt64, payload: String) throws -> Transaction {
         try Transaction.sign(TransactionBody(chainID: consortium.chainID, kind: kind, reporter: "bank-a", subject: subject,
                                              timeMs: 1_764_000_000_000, nonce: nonce, payload: Array(payload.utf8)), with: bankKey)
