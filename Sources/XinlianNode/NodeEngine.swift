@@ -174,7 +174,6 @@ public actor NodeEngine {
 
     func committedTransaction(_ id: Hash32) -> Transaction? { ledger.committedTransaction(id) }
 
-    func cachedRecord(at height: UInt64) throws -> CommittedBlock { try ledger.cachedRecord(at: height) }
 
     /// Remembers why a transaction was refused, so its status can say so.
     public func recordRejection(_ id: Hash32, _ error: VerificationError) { ledger.recordRejection(id, error) }

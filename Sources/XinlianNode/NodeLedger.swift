@@ -23,19 +23,12 @@ final class NodeLedger: ReplicaLedger {
     var mempool: Mempool
     private var rejected: [Hash32: VerificationError] = [:]
     private var rejectedOrder: [Hash32] = []
-    private var recentRecords: [CommittedBlock] = []
-    /// Recently committed transactions by id (``rememberCommitted(_:_:)``), and their order of arrival.
-    private var recentlyCommitted: [Hash32: Transaction] = [:]
-    private var recentlyCommittedOrder: [Hash32] = []
     /// Prepared state of blocks built or validated at the current height, newest last.
     private var prepared: [(hash: Hash32, state: PreparedState, personal: [Hash32: PersonalData])] = []
     var heightWaiters: [(ticket: UUID, height: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
 
     /// Rejections remembered for status queries.
     static let rejectedMemoryLimit = 10_000
-    static let recentRecordsLimit = 8
-    /// Committed transactions kept for reference lookups (about 10 MB of 600-byte statements).
-    static let recentlyCommittedLimit = 16_384
     /// Prepared states kept per height (each holds the block's new state-tree nodes).
     static let preparedLimit = 16
     /// Distinct committed transactions one submission may reference (each costs a block read).
@@ -271,35 +264,10 @@ final class NodeLedger: ReplicaLedger {
         metrics.mempoolSize.record(Int64(mempool.count))
     }
 
+    /// The committed transaction `id` (without personal data), read from its own bytes in the block log.
     func committedTransaction(_ id: Hash32) -> Transaction? {
-        if let recent = recentlyCommitted[id] { return recent }
-        guard let location = try? store.location(of: id), let record = try? cachedRecord(at: location.height),
-              record.block.transactions.indices.contains(location.index) else { return nil }
-        return record.block.transactions[location.index]
-    }
-
-    /// Keeps `transactions` (just committed, with their ids) for reference lookups, the oldest forgotten past
-    /// ``recentlyCommittedLimit``: references mostly name recent statements, and finding one otherwise decodes its
-    /// whole block (docs/performance.md).
-    private func rememberCommitted(_ ids: [Hash32], _ transactions: [Transaction]) {
-        for (id, transaction) in zip(ids, transactions) where recentlyCommitted[id] == nil {
-            recentlyCommitted[id] = transaction.withoutPersonalData
-            recentlyCommittedOrder.append(id)
-        }
-        let excess = recentlyCommittedOrder.count - Self.recentlyCommittedLimit
-        if excess > 0 {
-            for id in recentlyCommittedOrder[..<excess] { recentlyCommitted[id] = nil }
-            recentlyCommittedOrder.removeFirst(excess)
-        }
-    }
-
-    /// Recently read blocks: references in a batch usually point at the same few recent blocks.
-    func cachedRecord(at height: UInt64) throws -> CommittedBlock {
-        if let cached = recentRecords.first(where: { $0.block.header.height == height }) { return cached }
-        let record = try store.record(at: height)
-        recentRecords.append(record)
-        if recentRecords.count > Self.recentRecordsLimit { recentRecords.removeFirst() }
-        return record
+        guard let indexed = try? store.indexedTransaction(id) else { return nil }
+        return try? store.transaction(indexed)
     }
 
     /// Remembers why a transaction was refused, so its status can say so.
@@ -373,7 +341,6 @@ final class NodeLedger: ReplicaLedger {
         for id in ids where try store.contains(id) { committed.insert(id) }
         try LedgerRules.checkUnique(ids, isCommitted: { committed.contains($0) })
         try store.append(record, prepared: state)
-        rememberCommitted(ids, record.block.transactions)
         prepared = []
         tip.withLock { $0 = PeerStatus(height: store.height, lastBlockHash: store.lastBlockHash) }
         let committedMs = now()

@@ -32,8 +32,8 @@ extension NodeEngine {
         guard height > 0 else {
             return ReportAsOf(height: 0, blockHash: consortium.genesisHash, time: consortium.genesis.genesisTimeMs)
         }
-        let header = try cachedRecord(at: height).block.header
-        return ReportAsOf(height: height, blockHash: header.hash(consortium.suite), time: header.timeMs)
+        guard let block = try store.indexedBlock(at: height) else { throw StorageError.notFound("block \(height)") }
+        return ReportAsOf(height: height, blockHash: block.hash, time: block.timeMs)
     }
 
     /// Report input for `subject` as of `height`: costs index lookups and block reads for the enterprise's own
@@ -53,21 +53,14 @@ extension NodeEngine {
                               counterparty: try entries(counterparty))
     }
 
-    /// Reads indexed transactions from their blocks (each block once), in ledger order.
+    /// Reads indexed transactions, each from its own bytes in the block log (never its whole block), in ledger order.
     func entries(_ indexed: [IndexedTransaction]) throws -> [LedgerEntry] {
         let sorted = indexed.sorted { ($0.location.height, $0.location.index) < ($1.location.height, $1.location.index) }
         var result: [LedgerEntry] = []
         result.reserveCapacity(sorted.count)
-        // Each block is read once and only the transactions needed are decoded (a block may hold thousands).
-        var block: BlockRecordIndex?
         for item in sorted {
-            if block?.header.height != item.location.height { block = try store.recordIndex(at: item.location.height) }
-            guard let record = block, record.ranges.indices.contains(item.location.index) else {
-                throw VerificationError(code: "index_mismatch", message: "index names a transaction the block log lacks")
-            }
-            let transaction = try record.transaction(at: item.location.index)
-            result.append(LedgerEntry(id: item.id, transaction: transaction, height: item.location.height,
-                                      index: UInt32(item.location.index), blockTimeMs: record.header.timeMs))
+            result.append(LedgerEntry(id: item.id, transaction: try store.transaction(item), height: item.location.height,
+                                      index: UInt32(clamping: item.location.index), blockTimeMs: item.blockTimeMs))
         }
         // The personal data still held (the report shows what is erased or missing as such).
         let held = try store.personal.data(result.map(\.id))

@@ -213,6 +213,26 @@ public final class BlockLog {
         return try Self.readFrame(readCache.file(at: path), at: location)
     }
 
+    /// Reads `length` bytes at `offset` in record `index`'s payload, without the frame's checksum (the whole frame is
+    /// not read): the caller checks what it reads against a checksum of its own (the index keeps one per transaction).
+    public func read(_ index: Int, payloadOffset offset: Int, length: Int) throws(StorageError) -> [UInt8] {
+        guard !isClosed else { throw .closed }
+        guard index >= 0, index < count else { throw .notFound("record \(index) (count \(count))") }
+        let location = location(index)
+        guard offset >= 0, length >= 0, offset <= location.payloadLength, length <= location.payloadLength - offset else {
+            throw .corrupt(file: location.file, offset: location.offset,
+                           reason: "bytes \(offset)..<\(offset + length) lie outside the record's \(location.payloadLength)")
+        }
+        let path = Directory.path(directory, location.file)
+        let file = if let active, active.path == path { active } else { try readCache.file(at: path) }
+        let at = location.payloadOffset + UInt64(offset)
+        let bytes = try file.read(count: length, at: at)
+        guard bytes.count == length else {
+            throw .corrupt(file: location.file, offset: at, reason: "truncated (\(bytes.count) of \(length) bytes)")
+        }
+        return bytes
+    }
+
     /// Reads the frame at `location` in a log directory (for offline auditors), verifying length and checksum.
     public static func readRecord(directory: String, at location: RecordLocation) throws(StorageError) -> [UInt8] {
         let file = try PosixFile.open(Directory.path(directory, location.file), flags: O_RDONLY)

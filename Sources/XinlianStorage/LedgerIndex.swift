@@ -13,6 +13,20 @@ public struct TransactionLocation: Sendable, Hashable, Codable {
     }
 }
 
+/// Where a committed transaction's bytes lie in its block's record (the block log's payload), with their CRC32C:
+/// reading one transaction then costs one `pread` of its own bytes, however large its block.
+public struct TransactionBytes: Sendable, Hashable {
+    public var offset: Int
+    public var length: Int
+    public var checksum: UInt32
+
+    public init(offset: Int, length: Int, checksum: UInt32) {
+        self.offset = offset
+        self.length = length
+        self.checksum = checksum
+    }
+}
+
 /// The SQLite index: derived entirely from the block log, rebuildable, never trusted over it.
 /// Holds transactions by id, enterprise and reporter, each enterprise's record head, and the
 /// content-addressed nodes of the state tree.
@@ -34,13 +48,15 @@ public final class LedgerIndex {
                 tx_count INTEGER NOT NULL, state_root BLOB NOT NULL);
             CREATE TABLE IF NOT EXISTS transactions(
                 id BLOB PRIMARY KEY, height INTEGER NOT NULL, position INTEGER NOT NULL,
-                kind TEXT NOT NULL, reporter TEXT NOT NULL, subject TEXT, time_ms INTEGER NOT NULL) WITHOUT ROWID;
+                kind TEXT NOT NULL, reporter TEXT NOT NULL, subject TEXT, time_ms INTEGER NOT NULL,
+                record_offset INTEGER, record_length INTEGER, checksum INTEGER) WITHOUT ROWID;
             CREATE INDEX IF NOT EXISTS transactions_by_subject ON transactions(subject, height, position);
             CREATE INDEX IF NOT EXISTS transactions_by_reporter ON transactions(reporter, height, position);
             CREATE TABLE IF NOT EXISTS enterprises(
                 uscc TEXT PRIMARY KEY, head BLOB NOT NULL, tx_count INTEGER NOT NULL, last_height INTEGER NOT NULL) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS smt_nodes(hash BLOB PRIMARY KEY, node BLOB NOT NULL) WITHOUT ROWID;
             """)
+        try addByteColumns()
         try createReportSchema()
         let version = try metaValue("schema_version")
         if version == nil {
@@ -49,6 +65,20 @@ public final class LedgerIndex {
             throw StorageError.corrupt(file: "index.sqlite", offset: 0,
                                        reason: "index schema \(version ?? 0) is not \(Self.schemaVersion); run xinlian reindex")
         }
+    }
+
+    /// An index written before transactions' byte ranges were kept gains the columns, empty for the rows it has: those
+    /// transactions are read from their whole block (`xinlian reindex` fills them).
+    private func addByteColumns() throws {
+        let statement = try db.prepare("SELECT 1 FROM pragma_table_info('transactions') WHERE name = 'record_offset'")
+        let present = try statement.step()
+        statement.reset()
+        guard !present else { return }
+        try db.execute("""
+            ALTER TABLE transactions ADD COLUMN record_offset INTEGER;
+            ALTER TABLE transactions ADD COLUMN record_length INTEGER;
+            ALTER TABLE transactions ADD COLUMN checksum INTEGER;
+            """)
     }
 
     /// Height of the last block applied to the index (0 when empty).
@@ -68,14 +98,23 @@ public final class LedgerIndex {
         _ = try statement.step()
     }
 
-    /// Applies one committed block in a single SQLite transaction: its transactions,
-    /// the new enterprise heads and the new state-tree nodes.
-    public func apply(_ record: CommittedBlock, suite: CryptoSuite, heads: [USCC: Hash32], nodes: [Hash32: SMTNode]) throws {
+    /// Applies one committed block in a single SQLite transaction: its transactions (with where each lies in
+    /// `encoded`, the record as the block log holds it), the new enterprise heads and the new state-tree nodes.
+    public func apply(_ record: CommittedBlock, encoded: [UInt8], suite: CryptoSuite, heads: [USCC: Hash32],
+                      nodes: [Hash32: SMTNode]) throws {
         let header = record.block.header
+        let ranges = try BlockRecordIndex(record: encoded).ranges
+        guard ranges.count == record.block.transactions.count else {
+            throw StorageError.invalidArgument("block \(header.height): its record does not hold its transactions")
+        }
         try db.transaction {
             try insertBlock(header, suite: suite)
             for (position, transaction) in record.block.transactions.enumerated() {
-                try insertTransaction(transaction, id: transaction.id(suite), height: header.height, position: position)
+                let range = ranges[position]
+                let bytes = TransactionBytes(offset: range.lowerBound, length: range.count,
+                                             checksum: CRC32C.checksum(encoded[range]))
+                try insertTransaction(transaction, id: transaction.id(suite), height: header.height, position: position,
+                                      bytes: bytes)
             }
             try updateEnterprises(record.block.transactions, heads: heads, height: header.height)
             try insertReportLinks(record, suite: suite)
@@ -92,15 +131,18 @@ public final class LedgerIndex {
         _ = try statement.step()
     }
 
-    private func insertTransaction(_ transaction: Transaction, id: Hash32, height: UInt64, position: Int) throws {
+    private func insertTransaction(_ transaction: Transaction, id: Hash32, height: UInt64, position: Int,
+                                   bytes: TransactionBytes) throws {
         let statement = try db.prepare("""
-            INSERT INTO transactions(id, height, position, kind, reporter, subject, time_ms) VALUES(?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO transactions(id, height, position, kind, reporter, subject, time_ms, record_offset, record_length, checksum)
+            VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         defer { statement.reset() }
         let body = transaction.body
         try statement.bind([.blob(id.bytes), .integer(Int64(clamping: height)), .integer(Int64(clamping: position)), .text(body.kind.rawValue),
                             .text(body.reporter.value), body.subject.map { .text($0.code) } ?? .null,
-                            .integer(Int64(clamping: body.timeMs))])
+                            .integer(Int64(clamping: body.timeMs)), .integer(Int64(bytes.offset)), .integer(Int64(bytes.length)),
+                            .integer(Int64(bytes.checksum))])
         _ = try statement.step()
     }
 
@@ -191,7 +233,7 @@ public final class LedgerIndex {
         let tables = [
             "SELECT key, value FROM meta ORDER BY key",
             "SELECT height, hex(hash), time_ms, tx_count, hex(state_root) FROM blocks ORDER BY height",
-            "SELECT hex(id), height, position, kind, reporter, subject, time_ms FROM transactions ORDER BY id",
+            "SELECT hex(id), height, position, kind, reporter, subject, time_ms, record_offset, record_length, checksum FROM transactions ORDER BY id",
             "SELECT uscc, hex(head), tx_count, last_height FROM enterprises ORDER BY uscc",
             "SELECT hex(hash), hex(node) FROM smt_nodes ORDER BY hash",
             "SELECT party, hex(id) FROM counterparties ORDER BY party, id",

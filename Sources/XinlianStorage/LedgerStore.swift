@@ -154,19 +154,20 @@ public final class LedgerStore {
         var root = indexed == 0 ? Hash32.zero : try record(at: indexed).block.header.stateRoot
         while indexed < height {
             indexed += 1
-            let record = try record(at: indexed)
-            try applyToIndex(record, baseRoot: root)
+            let bytes = try log.read(Int(indexed - 1))
+            let record = try Self.decodeRecord(bytes, log: log, height: indexed)
+            try applyToIndex(record, encoded: bytes, baseRoot: root)
             root = record.block.header.stateRoot
         }
     }
 
-    private func applyToIndex(_ record: CommittedBlock, baseRoot: Hash32) throws {
+    private func applyToIndex(_ record: CommittedBlock, encoded: [UInt8], baseRoot: Hash32) throws {
         let prepared = try prepareState(record.block.transactions, baseRoot: baseRoot)
         guard prepared.stateRoot == record.block.header.stateRoot else {
             throw StorageError.corrupt(file: "blocks", offset: 0,
                                        reason: "block \(record.block.header.height) state root \(record.block.header.stateRoot) but replay gives \(prepared.stateRoot)")
         }
-        try index.apply(record, suite: consortium.suite, heads: prepared.heads, nodes: prepared.update.newNodes)
+        try index.apply(record, encoded: encoded, suite: consortium.suite, heads: prepared.heads, nodes: prepared.update.newNodes)
     }
 
     // MARK: Reading
@@ -179,7 +180,10 @@ public final class LedgerStore {
         guard height >= 1, height <= UInt64(log.count) else {
             throw StorageError.notFound("block \(height)")
         }
-        let bytes = try log.read(Int(height - 1))
+        return try decodeRecord(try log.read(Int(height - 1)), log: log, height: height)
+    }
+
+    private static func decodeRecord(_ bytes: [UInt8], log: BlockLog, height: UInt64) throws -> CommittedBlock {
         do {
             return try CommittedBlock(canonicalBytes: bytes, limit: Limits.recordBytes)
         } catch {
@@ -198,6 +202,37 @@ public final class LedgerStore {
             throw StorageError.corrupt(file: location.file, offset: location.offset, reason: "block \(height): \(error)")
         }
     }
+
+    /// The committed transaction `indexed` names, read from its own bytes in the block log (from its block's whole
+    /// record for rows indexed before byte ranges were kept), checked against the index's checksum and id.
+    public func transaction(_ indexed: IndexedTransaction) throws -> Transaction {
+        let height = indexed.location.height
+        guard height >= 1, height <= UInt64(log.count) else { throw StorageError.notFound("block \(height)") }
+        let location = log.location(Int(height - 1))
+        func corrupt(_ reason: String) -> StorageError {
+            .corrupt(file: location.file, offset: location.payloadOffset + UInt64(indexed.bytes?.offset ?? 0),
+                     reason: "block \(height) transaction \(indexed.location.index): \(reason)")
+        }
+        let transaction: Transaction
+        if let range = indexed.bytes {
+            let bytes = try log.read(Int(height - 1), payloadOffset: range.offset, length: range.length)
+            guard CRC32C.checksum(bytes) == range.checksum else { throw corrupt("checksum mismatch") }
+            do { transaction = try Transaction(canonicalBytes: bytes, limit: Limits.transactionBytes) } catch {
+                throw corrupt("\(error)")
+            }
+        } else {
+            do { transaction = try recordIndex(at: height).transaction(at: indexed.location.index) } catch let error as DecodingError {
+                throw corrupt("\(error)")
+            }
+        }
+        guard transaction.id(consortium.suite) == indexed.id else {
+            throw corrupt("the index names \(indexed.id) but the block log holds \(transaction.id(consortium.suite)) there; run xinlian reindex")
+        }
+        return transaction
+    }
+
+    /// Where the committed transaction `id` lies, nil when it is not committed.
+    public func indexedTransaction(_ id: Hash32) throws -> IndexedTransaction? { try index.indexedTransaction(id) }
 
     public func location(of id: Hash32) throws -> TransactionLocation? { try index.location(of: id) }
     public func head(of subject: USCC) throws -> Hash32? { try index.head(of: subject) }
@@ -246,7 +281,7 @@ public final class LedgerStore {
         lastHeader = header
         lastBlockHash = header.hash(consortium.suite)
         do {
-            try index.apply(record, suite: consortium.suite, heads: prepared.heads, nodes: prepared.update.newNodes)
+            try index.apply(record, encoded: bytes, suite: consortium.suite, heads: prepared.heads, nodes: prepared.update.newNodes)
         } catch {
             // The block is durable in the log but not indexed: refuse further writes; the next start replays it.
             let failed = StorageError.poisoned(reason: "index update failed after block \(header.height) was logged: \(error)")

@@ -3,14 +3,19 @@ import XinlianCore
 import XinlianCrypto
 import XinlianMerkle
 
-/// Where a report's input sits: a committed transaction's id and position.
+/// Where a report's input sits: a committed transaction's id and position, where its bytes lie in its block's
+/// record (nil for rows indexed before the index kept that), and its block's time.
 public struct IndexedTransaction: Sendable, Hashable {
     public var id: Hash32
     public var location: TransactionLocation
+    public var bytes: TransactionBytes?
+    public var blockTimeMs: UInt64
 
-    public init(id: Hash32, location: TransactionLocation) {
+    public init(id: Hash32, location: TransactionLocation, bytes: TransactionBytes?, blockTimeMs: UInt64) {
         self.id = id
         self.location = location
+        self.bytes = bytes
+        self.blockTimeMs = blockTimeMs
     }
 }
 
@@ -114,7 +119,7 @@ extension LedgerIndex {
     /// Transactions about `subject` committed at or below `height`, oldest first.
     public func subjectTransactions(_ subject: USCC, throughHeight height: UInt64) throws -> [IndexedTransaction] {
         try indexed("""
-            SELECT id, height, position FROM transactions WHERE subject = ? AND height <= ? ORDER BY height, position
+            SELECT \(Self.indexedColumns) WHERE t.subject = ? AND t.height <= ? ORDER BY t.height, t.position
             """, [.text(subject.code), .integer(Int64(clamping: height))])
     }
 
@@ -122,15 +127,15 @@ extension LedgerIndex {
     public func subjectTransactions(_ subject: USCC, kinds: [String], throughHeight height: UInt64) throws -> [IndexedTransaction] {
         let placeholders = Array(repeating: "?", count: kinds.count).joined(separator: ", ")
         return try indexed("""
-            SELECT id, height, position FROM transactions WHERE subject = ? AND height <= ? AND kind IN (\(placeholders))
-            ORDER BY height, position
+            SELECT \(Self.indexedColumns) WHERE t.subject = ? AND t.height <= ? AND t.kind IN (\(placeholders))
+            ORDER BY t.height, t.position
             """, [.text(subject.code), .integer(Int64(clamping: height))] + kinds.map { .text($0) })
     }
 
     /// `guaranteeIssued` transactions naming `party` as guarantor, at or below `height`.
     public func counterpartyTransactions(_ party: USCC, throughHeight height: UInt64) throws -> [IndexedTransaction] {
         try indexed("""
-            SELECT t.id, t.height, t.position FROM counterparties c JOIN transactions t ON t.id = c.id
+            SELECT \(Self.indexedColumns) JOIN counterparties c ON c.id = t.id
             WHERE c.party = ? AND t.height <= ? ORDER BY t.height, t.position
             """, [.text(party.code), .integer(Int64(clamping: height))])
     }
@@ -138,9 +143,14 @@ extension LedgerIndex {
     /// Transactions whose payload names `target`, at or below `height`.
     public func referencingTransactions(_ target: Hash32, throughHeight height: UInt64) throws -> [IndexedTransaction] {
         try indexed("""
-            SELECT t.id, t.height, t.position FROM transaction_refs r JOIN transactions t ON t.id = r.id
+            SELECT \(Self.indexedColumns) JOIN transaction_refs r ON r.id = t.id
             WHERE r.target = ? AND t.height <= ? ORDER BY t.height, t.position
             """, [.blob(target.bytes), .integer(Int64(clamping: height))])
+    }
+
+    /// Where the committed transaction `id` lies, nil when it is not committed.
+    public func indexedTransaction(_ id: Hash32) throws -> IndexedTransaction? {
+        try indexed("SELECT \(Self.indexedColumns) WHERE t.id = ?", [.blob(id.bytes)]).first
     }
 
     /// Enterprises with records, in USCC order, strictly after `after`.
@@ -158,15 +168,25 @@ extension LedgerIndex {
         return result
     }
 
-    /// The block time the index recorded at `height`.
-    public func blockTime(at height: UInt64) throws -> UInt64? {
-        let statement = try db.prepare("SELECT time_ms FROM blocks WHERE height = ?")
+    /// The hash and time the index recorded for the block at `height`.
+    public func indexedBlock(at height: UInt64) throws -> (hash: Hash32, timeMs: UInt64)? {
+        let statement = try db.prepare("SELECT hash, time_ms FROM blocks WHERE height = ?")
         defer { statement.reset() }
         try statement.bind([.integer(Int64(clamping: height))])
-        return try statement.step() ? UInt64(clamping: statement.int64(0)) : nil
+        guard try statement.step() else { return nil }
+        guard let hash = Hash32(bytes: statement.blob(0)) else {
+            throw StorageError.corrupt(file: "index.sqlite", offset: 0, reason: "block \(height) has a malformed hash")
+        }
+        return (hash, UInt64(clamping: statement.int64(1)))
     }
 
-    private func indexed(_ sql: String, _ values: [SQLiteValue]) throws -> [IndexedTransaction] {
+    /// The columns `indexed(_:_:)` reads, from `transactions t` joined with its block.
+    static let indexedColumns = """
+        t.id, t.height, t.position, t.record_offset, t.record_length, t.checksum, b.time_ms
+        FROM transactions t JOIN blocks b ON b.height = t.height
+        """
+
+    func indexed(_ sql: String, _ values: [SQLiteValue]) throws -> [IndexedTransaction] {
         let statement = try db.prepare(sql)
         defer { statement.reset() }
         try statement.bind(values)
@@ -175,8 +195,12 @@ extension LedgerIndex {
             guard let id = Hash32(bytes: statement.blob(0)) else {
                 throw StorageError.corrupt(file: "index.sqlite", offset: 0, reason: "malformed transaction id")
             }
+            let bytes: TransactionBytes? = statement.isNull(3) ? nil : TransactionBytes(
+                offset: Int(clamping: statement.int64(3)), length: Int(clamping: statement.int64(4)),
+                checksum: UInt32(truncatingIfNeeded: statement.int64(5)))
             result.append(IndexedTransaction(id: id, location: TransactionLocation(height: UInt64(clamping: statement.int64(1)),
-                                                                                   index: Int(clamping: statement.int64(2)))))
+                                                                                   index: Int(clamping: statement.int64(2))),
+                                             bytes: bytes, blockTimeMs: UInt64(clamping: statement.int64(6))))
         }
         return result
     }
@@ -205,6 +229,9 @@ extension LedgerStore {
     }
 
     public func enterprises(after: String, limit: Int) throws -> [USCC] { try index.enterprises(after: after, limit: limit) }
+
+    /// The hash and time the index recorded for the block at `height`.
+    public func indexedBlock(at height: UInt64) throws -> (hash: Hash32, timeMs: UInt64)? { try index.indexedBlock(at: height) }
 
     /// A proof that `subject`'s record head is (or is absent) under the state root of the block at `height`
     /// (state-tree nodes are kept for every root).
