@@ -35,6 +35,18 @@ public enum PersonalFields {
         return (.object(kept), personal.isEmpty ? nil : .object(personal))
     }
 
+    /// Whether ``split(_:)`` would find a personal field in `value`, without building the split (reports and
+    /// admission ask this of every payload).
+    static func containsPersonal(_ value: JSONValue) -> Bool {
+        guard case .object(let members) = value else { return false }
+        let soleProprietor = members["legalForm"] == .string("soleProprietorship")
+        for (key, member) in members {
+            if alwaysPersonal.contains(key) || (soleProprietor && soleProprietorPersonal.contains(key)) { return true }
+            if containsPersonal(member) { return true }
+        }
+        return false
+    }
+
     /// Joins a personal part into a signed payload (objects merged key by key; a key in both is refused).
     static func merge(_ value: JSONValue, _ personal: JSONValue, path: String) throws(CreditError) -> JSONValue {
         guard case .object(var members) = value, case .object(let additions) = personal else {
@@ -89,7 +101,7 @@ public enum PersonalFields {
         let commitment = members.removeValue(forKey: PersonalData.payloadKey)
         let signed = JSONValue.object(members)
         // On every path, certified blocks included: this reads only signed bytes.
-        if split(signed).personal != nil {
+        if containsPersonal(signed) {
             throw CreditError(code: "personal_data_in_clear", path: root,
                               rule: "natural persons' fields (legalRepresentative; a sole proprietorship's name and address) must travel as personal data, not in the signed payload")
         }

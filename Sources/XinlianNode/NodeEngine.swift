@@ -116,6 +116,10 @@ public actor NodeEngine {
         if let torn = store.recoveredTornTail {
             logger.warning("truncated a torn block-log tail", metadata: ["tail": "\(torn)"])
         }
+        if let version = store.rebuiltIndex {
+            logger.notice("rebuilt the index from the block log", metadata: [
+                "from_schema": "\(version)", "to_schema": "\(LedgerIndex.schemaVersion)", "height": "\(store.height)"])
+        }
         metrics.height.record(Int64(clamping: store.height))
     }
 

@@ -39,7 +39,6 @@ extension NodeEngine {
     /// Report input for `subject` as of `height`: costs index lookups and block reads for the enterprise's own
     /// transactions and its counterparty closure only, never a scan of the ledger.
     public func reportMaterial(subject: USCC, height: UInt64) throws -> ReportMaterial {
-        try store.backfillReportLinks()
         let own = try store.subjectTransactions(subject, throughHeight: height)
         var seen = Set(own.map(\.id))
         var counterparty: [IndexedTransaction] = []

@@ -1,3 +1,4 @@
+import Foundation
 import XinlianCore
 import XinlianCrypto
 import XinlianMerkle
@@ -31,7 +32,9 @@ public struct TransactionBytes: Sendable, Hashable {
 /// Holds transactions by id, enterprise and reporter, each enterprise's record head, and the
 /// content-addressed nodes of the state tree.
 public final class LedgerIndex {
-    public static let schemaVersion: Int64 = 1
+    /// 2: transactions' byte ranges (`record_offset`, `record_length`, `checksum`). An index of another version is
+    /// rebuilt from the block log when the store opens (``LedgerStore/rebuiltIndex``), never migrated in place.
+    public static let schemaVersion: Int64 = 2
 
     let db: SQLiteDatabase
 
@@ -49,14 +52,13 @@ public final class LedgerIndex {
             CREATE TABLE IF NOT EXISTS transactions(
                 id BLOB PRIMARY KEY, height INTEGER NOT NULL, position INTEGER NOT NULL,
                 kind TEXT NOT NULL, reporter TEXT NOT NULL, subject TEXT, time_ms INTEGER NOT NULL,
-                record_offset INTEGER, record_length INTEGER, checksum INTEGER) WITHOUT ROWID;
+                record_offset INTEGER NOT NULL, record_length INTEGER NOT NULL, checksum INTEGER NOT NULL) WITHOUT ROWID;
             CREATE INDEX IF NOT EXISTS transactions_by_subject ON transactions(subject, height, position);
             CREATE INDEX IF NOT EXISTS transactions_by_reporter ON transactions(reporter, height, position);
             CREATE TABLE IF NOT EXISTS enterprises(
                 uscc TEXT PRIMARY KEY, head BLOB NOT NULL, tx_count INTEGER NOT NULL, last_height INTEGER NOT NULL) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS smt_nodes(hash BLOB PRIMARY KEY, node BLOB NOT NULL) WITHOUT ROWID;
             """)
-        try addByteColumns()
         try createReportSchema()
         let version = try metaValue("schema_version")
         if version == nil {
@@ -67,18 +69,18 @@ public final class LedgerIndex {
         }
     }
 
-    /// An index written before transactions' byte ranges were kept gains the columns, empty for the rows it has: those
-    /// transactions are read from their whole block (`xinlian reindex` fills them).
-    private func addByteColumns() throws {
-        let statement = try db.prepare("SELECT 1 FROM pragma_table_info('transactions') WHERE name = 'record_offset'")
-        let present = try statement.step()
-        statement.reset()
-        guard !present else { return }
-        try db.execute("""
-            ALTER TABLE transactions ADD COLUMN record_offset INTEGER;
-            ALTER TABLE transactions ADD COLUMN record_length INTEGER;
-            ALTER TABLE transactions ADD COLUMN checksum INTEGER;
-            """)
+    /// The schema version of the index at `path`, nil when there is none (no file, or no version recorded).
+    public static func storedSchemaVersion(path: String) throws -> Int64? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let db = try SQLiteDatabase(path: path)
+        defer { db.close() }
+        let table = try db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'")
+        let hasMeta = try table.step()
+        table.reset()
+        guard hasMeta else { return nil }
+        let statement = try db.prepare("SELECT value FROM meta WHERE key = 'schema_version'")
+        defer { statement.reset() }
+        return try statement.step() ? statement.int64(0) : nil
     }
 
     /// Height of the last block applied to the index (0 when empty).

@@ -28,6 +28,8 @@ public final class LedgerStore {
     public private(set) var lastBlockHash: Hash32
     /// Set when opening cut a torn record off the end of the log.
     public let recoveredTornTail: TornTail?
+    /// Set when opening found an index of another schema version (the value) and rebuilt it from the block log.
+    public let rebuiltIndex: Int64?
     /// Set when the index could not follow the log; every later write refuses until the store is reopened.
     public private(set) var failure: StorageError?
 
@@ -56,7 +58,16 @@ public final class LedgerStore {
         self.recoveredTornTail = log.recoveredTornTail
         let tail = try Self.checkTail(log: log, consortium: consortium)
         (self.height, self.lastHeader, self.lastBlockHash) = (tail.height, tail.header, tail.hash)
-        self.index = try Self.openIndex(path: Self.indexPath(dataDirectory), log: log, consortium: consortium)
+        let indexPath = Self.indexPath(dataDirectory)
+        let storedVersion = try LedgerIndex.storedSchemaVersion(path: indexPath)
+        if let storedVersion, storedVersion != LedgerIndex.schemaVersion {
+            // The index is derived from the log: one of another version is rebuilt, never migrated in place.
+            try Self.removeIndex(path: indexPath)
+            self.rebuiltIndex = storedVersion
+        } else {
+            self.rebuiltIndex = nil
+        }
+        self.index = try Self.openIndex(path: indexPath, log: log, consortium: consortium)
         self.personal = try PersonalStore(path: PersonalStore.path(dataDirectory), key: personalDataKey)
         // Data written by an older version (0644 in 0755) is tightened too; SQLite gives its later -wal and -shm
         // files the index file's mode.
@@ -203,30 +214,26 @@ public final class LedgerStore {
         }
     }
 
-    /// The committed transaction `indexed` names, read from its own bytes in the block log (from its block's whole
-    /// record for rows indexed before byte ranges were kept), checked against the index's checksum and id.
+    /// The committed transaction `indexed` names, read from its own bytes in the block log (the frame's checksum is
+    /// not read: the index's checksum of those bytes is checked instead), with its id checked against the index's.
     public func transaction(_ indexed: IndexedTransaction) throws -> Transaction {
         let height = indexed.location.height
         guard height >= 1, height <= UInt64(log.count) else { throw StorageError.notFound("block \(height)") }
-        let location = log.location(Int(height - 1))
+        let range = indexed.bytes
+        let bytes = try log.read(Int(height - 1), payloadOffset: range.offset, length: range.length)
         func corrupt(_ reason: String) -> StorageError {
-            .corrupt(file: location.file, offset: location.payloadOffset + UInt64(indexed.bytes?.offset ?? 0),
-                     reason: "block \(height) transaction \(indexed.location.index): \(reason)")
+            let location = log.location(Int(height - 1))
+            return .corrupt(file: location.file, offset: location.payloadOffset + UInt64(range.offset),
+                            reason: "block \(height) transaction \(indexed.location.index): \(reason)")
         }
+        guard CRC32C.checksum(bytes) == range.checksum else { throw corrupt("checksum mismatch") }
         let transaction: Transaction
-        if let range = indexed.bytes {
-            let bytes = try log.read(Int(height - 1), payloadOffset: range.offset, length: range.length)
-            guard CRC32C.checksum(bytes) == range.checksum else { throw corrupt("checksum mismatch") }
-            do { transaction = try Transaction(canonicalBytes: bytes, limit: Limits.transactionBytes) } catch {
-                throw corrupt("\(error)")
-            }
-        } else {
-            do { transaction = try recordIndex(at: height).transaction(at: indexed.location.index) } catch let error as DecodingError {
-                throw corrupt("\(error)")
-            }
+        do { transaction = try Transaction(canonicalBytes: bytes, limit: Limits.transactionBytes) } catch {
+            throw corrupt("\(error)")
         }
-        guard transaction.id(consortium.suite) == indexed.id else {
-            throw corrupt("the index names \(indexed.id) but the block log holds \(transaction.id(consortium.suite)) there; run xinlian reindex")
+        let id = transaction.id(consortium.suite)
+        guard id == indexed.id else {
+            throw corrupt("the index names \(indexed.id) but the block log holds \(id) there; run xinlian reindex")
         }
         return transaction
     }

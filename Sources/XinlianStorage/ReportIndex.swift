@@ -4,14 +4,14 @@ import XinlianCrypto
 import XinlianMerkle
 
 /// Where a report's input sits: a committed transaction's id and position, where its bytes lie in its block's
-/// record (nil for rows indexed before the index kept that), and its block's time.
+/// record, and its block's time.
 public struct IndexedTransaction: Sendable, Hashable {
     public var id: Hash32
     public var location: TransactionLocation
-    public var bytes: TransactionBytes?
+    public var bytes: TransactionBytes
     public var blockTimeMs: UInt64
 
-    public init(id: Hash32, location: TransactionLocation, bytes: TransactionBytes?, blockTimeMs: UInt64) {
+    public init(id: Hash32, location: TransactionLocation, bytes: TransactionBytes, blockTimeMs: UInt64) {
         self.id = id
         self.location = location
         self.bytes = bytes
@@ -28,9 +28,6 @@ public struct IndexedTransaction: Sendable, Hashable {
 ///
 /// The storage layer does not link the credit model; the payload fields that hold references are listed here and
 /// must agree with `CreditStatement.references` / `.counterparties` (the node's report tests cover every one).
-/// Added in place to a version-1 index: an index created before these tables existed records the height up to
-/// which they are missing (`meta.report_links_missing_through`), and `LedgerStore.backfillReportLinks()` fills them
-/// from the block log.
 extension LedgerIndex {
     /// Payload fields holding transaction ids, by kind.
     static let referenceFields: [TransactionKind: [String]] = [
@@ -41,29 +38,11 @@ extension LedgerIndex {
     /// Payload fields holding another enterprise's USCC, by kind.
     static let counterpartyFields: [TransactionKind: [String]] = [.guaranteeIssued: ["guarantor"]]
 
-    static let missingThroughKey = "report_links_missing_through"
-
     func createReportSchema() throws {
-        let existed = try tableExists("counterparties")
         try db.execute("""
             CREATE TABLE IF NOT EXISTS counterparties(party TEXT NOT NULL, id BLOB NOT NULL, PRIMARY KEY(party, id)) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS transaction_refs(target BLOB NOT NULL, id BLOB NOT NULL, PRIMARY KEY(target, id)) WITHOUT ROWID;
             """)
-        if !existed, let indexed = try metaValue("height"), indexed > 0 {
-            try setMeta(Self.missingThroughKey, indexed)
-        }
-    }
-
-    private func tableExists(_ name: String) throws -> Bool {
-        let statement = try db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?")
-        defer { statement.reset() }
-        try statement.bind([.text(name)])
-        return try statement.step()
-    }
-
-    /// Heights 1... this one were indexed before the report tables existed (nil: none missing).
-    public func reportLinksMissingThrough() throws -> UInt64? {
-        try metaValue(Self.missingThroughKey).map { UInt64(clamping: $0) }
     }
 
     func insertReportLinks(_ record: CommittedBlock, suite: CryptoSuite) throws {
@@ -99,20 +78,6 @@ extension LedgerIndex {
                 try reference.bind([.blob(target.bytes), .blob(id.bytes)])
                 _ = try reference.step()
             }
-        }
-    }
-
-    /// Fills the report tables for blocks indexed before they existed; `record` reads a block from the log.
-    func backfillReportLinks(suite: CryptoSuite, record: (UInt64) throws -> CommittedBlock) throws {
-        guard let through = try reportLinksMissingThrough() else { return }
-        try db.transaction {
-            if through >= 1 {
-                for height in 1...through { try insertReportLinks(try record(height), suite: suite) }
-            }
-            let statement = try db.prepare("DELETE FROM meta WHERE key = ?")
-            defer { statement.reset() }
-            try statement.bind([.text(Self.missingThroughKey)])
-            _ = try statement.step()
         }
     }
 
@@ -195,9 +160,8 @@ extension LedgerIndex {
             guard let id = Hash32(bytes: statement.blob(0)) else {
                 throw StorageError.corrupt(file: "index.sqlite", offset: 0, reason: "malformed transaction id")
             }
-            let bytes: TransactionBytes? = statement.isNull(3) ? nil : TransactionBytes(
-                offset: Int(clamping: statement.int64(3)), length: Int(clamping: statement.int64(4)),
-                checksum: UInt32(truncatingIfNeeded: statement.int64(5)))
+            let bytes = TransactionBytes(offset: Int(clamping: statement.int64(3)), length: Int(clamping: statement.int64(4)),
+                                         checksum: UInt32(truncatingIfNeeded: statement.int64(5)))
             result.append(IndexedTransaction(id: id, location: TransactionLocation(height: UInt64(clamping: statement.int64(1)),
                                                                                    index: Int(clamping: statement.int64(2))),
                                              bytes: bytes, blockTimeMs: UInt64(clamping: statement.int64(6))))
@@ -207,11 +171,6 @@ extension LedgerIndex {
 }
 
 extension LedgerStore {
-    /// Fills the report tables for blocks indexed before they existed (once; a no-op afterwards).
-    public func backfillReportLinks() throws {
-        try index.backfillReportLinks(suite: consortium.suite) { try record(at: $0) }
-    }
-
     public func subjectTransactions(_ subject: USCC, throughHeight height: UInt64) throws -> [IndexedTransaction] {
         try index.subjectTransactions(subject, throughHeight: height)
     }

@@ -26,7 +26,8 @@ struct BenchReport: AsyncParsableCommand {
     @Option(help: "Ledger sizes to compare, in transactions, comma-separated.") var ledgerTransactions: String = "10000,1000000"
     @Option(help: "Statements about the measured enterprise.") var enterpriseTransactions: Int = 100
     @Option(help: "Statements about the second, small enterprise.") var smallEnterpriseTransactions: Int = 10
-    @Option(help: "Transactions per block (the same for every ledger size).") var blockTransactions: Int = 100
+    @Option(help: "Transactions per block (the same for every ledger size; 5,000 fills a block under the default genesis).")
+    var blockTransactions: Int = 5_000
     @Option(help: "Timed reports per enterprise and ledger, after a warm-up.") var samples: Int = 200
     @Option(help: "Where to write the temporary ledgers (deleted afterwards).") var directory: String?
     @Option(help: "Output: text, or names (also `name: value` lines for the largest ledger, for scripts/bench).")
@@ -347,36 +348,48 @@ struct BenchWorld: Sendable {
     /// Writes `plan` into `dataDirectory` through `LedgerStore`: each block with its state root and a certificate
     /// signed by the single validator, as `NodeEngine.certify` would sign it. Returns the height and enterprise count.
     func build(_ plan: LedgerPlan, dataDirectory: String) async throws -> (height: Int, enterprises: Int) {
-        let key = try PersonalDataKey.loadOrCreate(path: PersonalDataKey.defaultPath(forDataDirectory: dataDirectory + "/data"),
-                                                   dataDirectory: dataDirectory + "/data").key
-        let store = try LedgerStore(dataDirectory: dataDirectory + "/data", consortium: consortium, personalDataKey: key)
-        defer { store.close() }
-        let placements = plan.placements()
-        var background: [Transaction] = []
-        var backgroundIndex = 0
-        var group = 0
-        var written = 0
-        var subjects = Set<USCC>()
-        for block in 0..<plan.blocks {
-            let size = min(plan.blockTransactions, plan.transactions - written)
-            var transactions = placements[block] ?? []
-            while transactions.count < size {
-                if backgroundIndex == background.count {
-                    background = try await backgroundGroup(group)
-                    backgroundIndex = 0
-                    group += 1
-                }
-                transactions.append(background[backgroundIndex])
-                backgroundIndex += 1
-            }
-            for transaction in transactions { if let subject = transaction.body.subject { subjects.insert(subject) } }
-            written += transactions.count
-            try append(transactions, to: store)
-        }
-        return (Int(store.height), subjects.count)
+        let builder = try LedgerBuilder(world: self, plan: plan, dataDirectory: dataDirectory)
+        defer { builder.close() }
+        try await builder.grow(to: plan.transactions)
+        return (Int(builder.store.height), builder.enterprises)
     }
 
-    private func append(_ transactions: [Transaction], to store: LedgerStore) throws {
+    /// A registration of the `number`th single-statement enterprise (a company with nothing else on the ledger yet:
+    /// most of the seed's 23 million enterprises have one or two statements).
+    func registration(_ number: Int) throws -> Transaction {
+        let subject = try USCC.withCheckCharacter("92330106" + String(format: "%09d", number % 1_000_000_000))
+        guard let start = Day(year: 2019, month: 1, day: 1) else { throw CLIError("bad constant") }
+        let day = start.adding(days: number % 2_000)
+        let payload: JSONValue = .object([
+            "name": .string("规模测试企业\(number)号"), "legalForm": .string("limitedLiabilityCompany"),
+            "legalRepresentative": .string("王芳"),
+            "registeredCapital": .object(["minor": .integer(Int64(1_000_000 + number % 1_000 * 10_000)), "currency": .string("CNY")]),
+            "establishedOn": .string(day.adding(days: -365).description), "registrationAuthority": .string("杭州市市场监督管理局"),
+            "address": .string("浙江省杭州市滨江区网商路\(number % 999 + 1)号"), "industry": .string("C3821"),
+        ])
+        let body = TransactionBody(chainID: consortium.chainID, kind: .registration, reporter: "samr-zhejiang", subject: subject,
+                                   timeMs: UInt64(day.startMs) + 9 * 3_600_000, nonce: 0x7E61_0000_0000_0000 &+ UInt64(number),
+                                   payload: [])
+        return try sign(body, payload: payload)
+    }
+
+    /// Signs `count` registrations from `first` on, on all cores.
+    func registrations(from first: Int, count: Int) async throws -> [Transaction] {
+        let world = self
+        let lanes = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let chunk = max(1, (count + lanes - 1) / lanes)
+        return try await withThrowingTaskGroup(of: (Int, [Transaction]).self) { tasks in
+            for start in stride(from: 0, to: count, by: chunk) {
+                let end = min(start + chunk, count)
+                tasks.addTask { (start, try (start..<end).map { try world.registration(first + $0) }) }
+            }
+            var parts: [(Int, [Transaction])] = []
+            for try await part in tasks { parts.append(part) }
+            return parts.sorted { $0.0 < $1.0 }.flatMap(\.1)
+        }
+    }
+
+    func append(_ transactions: [Transaction], to store: LedgerStore) throws {
         let prepared = try store.prepareState(transactions)
         let newest = transactions.map(\.body.timeMs).max() ?? 0
         let header = BlockHeader(
@@ -394,4 +407,77 @@ struct BenchWorld: Sendable {
         try store.append(CommittedBlock(block: Block(header: header, transactions: transactions), certificate: certificate),
                          prepared: prepared)
     }
+}
+
+/// Grows one benchmark ledger block by block, in memory only a group of background statements at a time: the
+/// targets' statements where `plan` places them, background sample stories, and (`registrationShare` of the
+/// background) single-registration enterprises.
+final class LedgerBuilder {
+    let world: BenchWorld
+    private(set) var store: LedgerStore
+    let dataDirectory: String
+    let plan: LedgerPlan
+    let registrationShare: Double
+    private let placements: [Int: [Transaction]]
+    private var background: [Transaction] = []
+    private var backgroundIndex = 0
+    private var group = 0
+    private var registered = 0
+    private var backgroundWritten = 0
+    private(set) var written = 0
+    private var blocks = 0
+
+    /// Enterprises on the ledger: `BenchReport.groupEnterprises` per story group begun, one per registration, the targets.
+    var enterprises: Int { group * BenchReport.groupEnterprises + registered + plan.targets.count }
+
+    init(world: BenchWorld, plan: LedgerPlan, registrationShare: Double = 0, dataDirectory: String) throws {
+        let key = try PersonalDataKey.loadOrCreate(path: PersonalDataKey.defaultPath(forDataDirectory: dataDirectory + "/data"),
+                                                   dataDirectory: dataDirectory + "/data").key
+        self.world = world
+        self.plan = plan
+        self.registrationShare = registrationShare
+        self.dataDirectory = dataDirectory
+        store = try LedgerStore(dataDirectory: dataDirectory + "/data", consortium: world.consortium, personalDataKey: key)
+        placements = plan.placements()
+    }
+
+    /// Closes the store (so that another process may open the ledger) and opens it again.
+    func reopen(between body: () async throws -> Void) async throws {
+        store.close()
+        try await body()
+        let key = try PersonalDataKey.loadOrCreate(path: PersonalDataKey.defaultPath(forDataDirectory: dataDirectory + "/data"),
+                                                   dataDirectory: dataDirectory + "/data").key
+        store = try LedgerStore(dataDirectory: dataDirectory + "/data", consortium: world.consortium, personalDataKey: key)
+    }
+
+    /// Appends full blocks (the last one partial) until the ledger holds `total` transactions.
+    func grow(to total: Int) async throws {
+        while written < total {
+            let size = min(plan.blockTransactions, total - written)
+            var transactions = placements[blocks] ?? []
+            let missing = max(0, size - transactions.count)
+            // Registrations first, up to their share of the background written so far.
+            let due = Int(registrationShare * Double(backgroundWritten + missing)) - registered
+            let fresh = min(missing, max(0, due))
+            if fresh > 0 {
+                transactions += try await world.registrations(from: registered, count: fresh)
+                registered += fresh
+            }
+            while transactions.count < size {
+                if backgroundIndex == background.count {
+                    background = try await world.backgroundGroup(group)
+                    backgroundIndex = 0
+                    group += 1
+                }
+                transactions.append(background[backgroundIndex])
+                backgroundIndex += 1
+            }
+            backgroundWritten += missing
+            written += transactions.count
+            blocks += 1
+            try world.append(transactions, to: store)
+        }
+    }
+
+    func close() { store.close() }
 }

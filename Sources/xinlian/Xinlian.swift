@@ -22,7 +22,7 @@ struct Xinlian: AsyncParsableCommand {
                 """, title: "Examples")),
         subcommands: [
             Testnet.self, Init.self, Keygen.self, Start.self, Submit.self, Status.self, Export.self, Audit.self,
-            Reindex.self, Load.self, Bench.self, BenchReport.self, Report.self, Enterprises.self, Sample.self, Peers.self,
+            Reindex.self, Load.self, Bench.self, BenchReport.self, BenchScale.self, BenchProbe.self, Report.self, Enterprises.self, Sample.self, Peers.self,
         ])
 }
 

@@ -48,27 +48,4 @@ struct ReportIndexTests {
             #expect(try store.enterprises(after: Self.guarantor.code, limit: 10) == [Self.borrower])
         }
     }
-
-    /// An index made before the report tables existed still opens; the tables are filled from the block log.
-    @Test func anOlderIndexIsBackfilled() throws {
-        let fixture = try LedgerFixture(suite: .ed25519SHA256)
-        try withTemporaryDirectory { directory in
-            var store = try LedgerStore(dataDirectory: directory, consortium: fixture.consortium)
-            let ids = try Self.grow(fixture, store)
-            let live = try store.indexDump()
-            store.close()
-            let database = try SQLiteDatabase(path: LedgerStore.indexPath(directory))
-            try database.execute("DROP TABLE counterparties; DROP TABLE transaction_refs;")
-            database.close()
-
-            store = try LedgerStore(dataDirectory: directory, consortium: fixture.consortium)
-            defer { store.close() }
-            #expect(try store.counterpartyTransactions(Self.guarantor, throughHeight: 3).isEmpty)
-            try store.backfillReportLinks()
-            #expect(try store.counterpartyTransactions(Self.guarantor, throughHeight: 3).map(\.id) == [ids[0]])
-            #expect(try store.indexDump() == live)
-            try store.backfillReportLinks()
-            #expect(try store.indexDump() == live)
-        }
-    }
 }
