@@ -221,7 +221,7 @@ public final class BlockLog {
         let location = location(index)
         guard offset >= 0, length >= 0, offset <= location.payloadLength, length <= location.payloadLength - offset else {
             throw .corrupt(file: location.file, offset: location.offset,
-                           reason: "bytes \(offset)..<\(offset + length) lie outside the record's \(location.payloadLength)")
+                           reason: "\(length) bytes at \(offset) lie outside the record's \(location.payloadLength)")
         }
         let path = Directory.path(directory, location.file)
         let file = if let active, active.path == path { active } else { try readCache.file(at: path) }

@@ -223,7 +223,7 @@ public final class LedgerStore {
         let bytes = try log.read(Int(height - 1), payloadOffset: range.offset, length: range.length)
         func corrupt(_ reason: String) -> StorageError {
             let location = log.location(Int(height - 1))
-            return .corrupt(file: location.file, offset: location.payloadOffset + UInt64(range.offset),
+            return .corrupt(file: location.file, offset: location.payloadOffset &+ UInt64(clamping: range.offset),
                             reason: "block \(height) transaction \(indexed.location.index): \(reason)")
         }
         guard CRC32C.checksum(bytes) == range.checksum else { throw corrupt("checksum mismatch") }

@@ -89,6 +89,43 @@ struct TransactionBytesTests {
         }
     }
 
+    /// A damaged or tampered index row with byte ranges no record has (negative, past the record, at the integers'
+    /// limits) is a fault naming the segment file, never a trap on the arithmetic.
+    static let ranges: [[Int64]] = [[Int64.max, Int64.max], [-5, 10], [0, -1], [Int64.min, 1], [3, Int64.max], [1_000_000, 1]]
+
+    @Test(arguments: ranges)
+    func byteRangesOutsideTheRecordAreFaults(_ pair: [Int64]) throws {
+        let range = (offset: pair[0], length: pair[1])
+        let fixture = try LedgerFixture(suite: .ed25519SHA256)
+        try withTemporaryDirectory { directory in
+            let target: Transaction
+            do {
+                let store = try LedgerStore(dataDirectory: directory, consortium: fixture.consortium)
+                try fixture.grow(store, blocks: 2, transactionsPerBlock: 3)
+                target = try store.record(at: 2).block.transactions[1]
+                store.close()
+            }
+            let id = target.id(fixture.consortium.suite)
+            do {
+                let database = try SQLiteDatabase(path: LedgerStore.indexPath(directory))
+                try database.execute("""
+                    UPDATE transactions SET record_offset = \(range.offset), record_length = \(range.length)
+                    WHERE hex(id) = '\(id.hex.uppercased())'
+                    """)
+                database.close()
+            }
+            let store = try LedgerStore(dataDirectory: directory, consortium: fixture.consortium)
+            defer { store.close() }
+            let indexed = try #require(try store.indexedTransaction(id))
+            #expect {
+                try store.transaction(indexed)
+            } throws: { error in
+                guard case .corrupt(let file, _, _)? = error as? StorageError else { return false }
+                return file.hasPrefix("segment-")
+            }
+        }
+    }
+
     /// An index of an older schema (here version 1: no byte ranges, no report tables) is rebuilt from the block log
     /// when the store opens, never migrated in place or read half-filled; the rebuilt index equals the live one.
     @Test func anIndexOfAnotherSchemaIsRebuiltOnOpen() throws {
