@@ -102,6 +102,9 @@ struct BenchReport: AsyncParsableCommand {
         print(String(format: "report_p99_ms: %.2f", sorted[min(sorted.count - 1, sorted.count * 99 / 100)] / 1_000))
         print(String(format: "reports_per_s: %.0f", 1e6 / max(mean, 0.001)))
         print(String(format: "bytes_per_tx: %.0f", Double(Self.bytes(under: ledger.data + "/data")) / Double(ledger.size)))
+        // The block log's bytes per transaction: each encoded transaction plus its share of headers and certificates.
+        print(String(format: "block_log_bytes_per_tx: %.0f",
+                     Double(Self.bytes(under: LedgerStore.blocksDirectory(ledger.data + "/data"))) / Double(ledger.size)))
         print(String(format: "audit_per_s: %.0f", auditRate))
         print(String(format: "audit_ratio: %.2f", auditRate / (rawPerSecond * cores)))
     }
