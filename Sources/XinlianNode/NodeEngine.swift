@@ -77,7 +77,7 @@ public actor NodeEngine {
     public static let clockSkewLimitMs = TransactionRules.clockSkewLimitMs
     /// Rejections remembered for status queries.
     public static let rejectedMemoryLimit = NodeLedger.rejectedMemoryLimit
-    /// Distinct committed transactions one submission may reference (each costs a block read).
+    /// Distinct committed transactions one submission may reference (each costs an index lookup and a read of its bytes).
     public static let committedReferencesLimit = NodeLedger.committedReferencesLimit
 
     /// `personalDataKey`: the key of the personal data at rest; by default `personal.key` beside the data
@@ -177,7 +177,6 @@ public actor NodeEngine {
     public func pendingTransaction(_ id: Hash32) -> Transaction? { ledger.mempool.transaction(id) }
 
     func committedTransaction(_ id: Hash32) -> Transaction? { ledger.committedTransaction(id) }
-
 
     /// Remembers why a transaction was refused, so its status can say so.
     public func recordRejection(_ id: Hash32, _ error: VerificationError) { ledger.recordRejection(id, error) }

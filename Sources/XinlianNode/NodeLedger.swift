@@ -23,6 +23,9 @@ final class NodeLedger: ReplicaLedger {
     var mempool: Mempool
     private var rejected: [Hash32: VerificationError] = [:]
     private var rejectedOrder: [Hash32] = []
+    /// The first storage fault a reference lookup met since it was last taken (``committedTransaction(_:)``): the
+    /// rules saw "not committed", which must not be taken for a verdict on the transaction or its block.
+    private var lookupFault: (any Error)?
     /// Prepared state of blocks built or validated at the current height, newest last.
     private var prepared: [(hash: Hash32, state: PreparedState, personal: [Hash32: PersonalData])] = []
     var heightWaiters: [(ticket: UUID, height: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
@@ -31,7 +34,7 @@ final class NodeLedger: ReplicaLedger {
     static let rejectedMemoryLimit = 10_000
     /// Prepared states kept per height (each holds the block's new state-tree nodes).
     static let preparedLimit = 16
-    /// Distinct committed transactions one submission may reference (each costs a block read).
+    /// Distinct committed transactions one submission may reference (each costs an index lookup and a read).
     static let committedReferencesLimit = 256
 
     init(consortium: Consortium, store: LedgerStore, mempool: Mempool, metrics: NodeMetrics, logger: Logger,
@@ -69,7 +72,13 @@ final class NodeLedger: ReplicaLedger {
             .filter { $0.transaction.body.timeMs <= latest }
         var transactions = entries.map(\.transaction)
         // What other validators would refuse (a reference that no longer resolves) leaves the mempool now.
+        _ = takeLookupFault()
         let failures = creditFailures(transactions)
+        if let fault = takeLookupFault() {
+            // Nothing is refused on a lookup this node could not do: no block from here this round.
+            logger.error("building a block failed", metadata: ["height": "\(height)", "error": "\(fault)"])
+            return nil
+        }
         if !failures.isEmpty {
             for index in failures.keys.sorted() {
                 recordRejection(entries[index].id, failures[index] ?? VerificationError(code: "invalid", message: ""))
@@ -191,6 +200,7 @@ final class NodeLedger: ReplicaLedger {
     func admit(_ transactions: [Transaction], origin: CreditRules.Origin) throws(VerificationError)
         -> (results: [Admission], fresh: [Mempool.Entry]) {
         expire()
+        _ = takeLookupFault()
         var results: [Admission] = []
         var fresh: [Mempool.Entry] = []
         var batch: [Hash32: Transaction] = [:]
@@ -214,12 +224,17 @@ final class NodeLedger: ReplicaLedger {
                     statement = try LedgerRules.checkPending(transaction, consortium: consortium, clockMs: admittedMs, origin: origin,
                                                  referenced: { id in
                         if let pending = batch[id] ?? mempool.transaction(id) { return pending }
-                        // Bounded: each committed reference reads a block on the storage thread.
+                        // Bounded: each committed reference is an index lookup and a read on the storage thread.
                         guard committedLookups < Self.committedReferencesLimit else { return nil }
                         committedLookups += 1
                         return committedTransaction(id)
                     })
                 } catch {
+                    if let fault = takeLookupFault() {
+                        // The node could not read a referenced statement: the submitter is told to retry, and
+                        // nothing is remembered as refused.
+                        throw VerificationError(code: "storage_unavailable", message: "this node could not read its ledger: \(fault)")
+                    }
                     results.append(Admission(id: id, state: .rejected(error)))
                     continue
                 }
@@ -264,10 +279,26 @@ final class NodeLedger: ReplicaLedger {
         metrics.mempoolSize.record(Int64(mempool.count))
     }
 
-    /// The committed transaction `id` (without personal data), read from its own bytes in the block log.
+    /// The committed transaction `id` (without personal data), read from its own bytes in the block log; nil when it
+    /// is not committed, or when this node cannot read it (the fault is kept for ``takeLookupFault()`` and logged).
     func committedTransaction(_ id: Hash32) -> Transaction? {
-        guard let indexed = try? store.indexedTransaction(id) else { return nil }
-        return try? store.transaction(indexed)
+        do {
+            guard let indexed = try store.indexedTransaction(id) else { return nil }
+            return try store.transaction(indexed)
+        } catch {
+            if lookupFault == nil {
+                logger.error("reading a committed transaction failed", metadata: ["id": "\(id)", "error": "\(error)"])
+                lookupFault = error
+            }
+            return nil
+        }
+    }
+
+    /// The storage fault a reference lookup met since the last call, cleared: a refusal made while it was set
+    /// says nothing about the transaction (this node could not read what it references).
+    func takeLookupFault() -> (any Error)? {
+        defer { lookupFault = nil }
+        return lookupFault
     }
 
     /// Remembers why a transaction was refused, so its status can say so.
@@ -300,10 +331,18 @@ final class NodeLedger: ReplicaLedger {
         for id in ids where try store.contains(id) { committed.insert(id) }
         // A transaction identical to one in the mempool (body *and* signature: the id leaves the signature out)
         // was fully checked when it was admitted, so its signature is not verified a second time.
-        try LedgerRules.checkTransactions(block.transactions, consortium: consortium, personalRequired: personalRequired,
-                                          decoded: admittedStatement,
-                                          alreadyChecked: { id, transaction in mempool.transaction(id) == transaction },
-                                          isCommitted: { committed.contains($0) }, committed: committedTransaction)
+        _ = takeLookupFault()
+        do {
+            try LedgerRules.checkTransactions(block.transactions, consortium: consortium, personalRequired: personalRequired,
+                                              decoded: admittedStatement,
+                                              alreadyChecked: { id, transaction in mempool.transaction(id) == transaction },
+                                              isCommitted: { committed.contains($0) }, committed: committedTransaction)
+        } catch {
+            // A reference this node could not read is its own storage's fault, not the block's.
+            if let fault = takeLookupFault() { throw fault }
+            throw error
+        }
+        if let fault = takeLookupFault() { throw fault }
         let state = try store.prepareState(block.transactions)
         guard state.stateRoot == block.header.stateRoot else {
             throw VerificationError(code: "bad_state_root", message: "state root does not match the transactions")

@@ -1422,7 +1422,7 @@ components:
         |---|---|---|
         | `POST /v1/transactions` | 400 | `invalid_json`, `invalid_batch`, `invalid_personal_data`, `personal_data_in_clear`, `personal_data_missing`, `personal_data_mismatch`, `invalid_encoding`, `invalid_transaction`, `invalid_uscc`, `wrong_chain`, `unknown_reporter`, `bad_signature`, `kind_not_submittable`, `role_not_permitted`, `invalid_payload`, `payload_too_large` |
         | `POST /v1/transactions` | 413 | `body_too_large` |
-        | `POST /v1/transactions` | 503 | `mempool_full` |
+        | `POST /v1/transactions` | 503 | `mempool_full`, `storage_unavailable` (this node could not read a statement a transaction references; retry) |
         | `GET /v1/transactions/{id}` | 400 / 401 / 403 / 404 | `invalid_id`, `invalid_signed_request`, `request_not_fresh` / `signature_required`, `unknown_reporter`, `bad_signature` / `not_permitted` / `not_found` |
         | `GET /v1/transactions/{id}/proof` | 400 / 401 / 404 | `invalid_id`, `invalid_signed_request`, `request_not_fresh` / `signature_required`, `unknown_reporter`, `bad_signature` / `not_found` |
         | `GET /v1/blocks/{height}`, `GET /v1/headers/{height}` | 400 / 401 / 403 / 404 | `invalid_height`, `invalid_signed_request`, `request_not_fresh` / `signature_required`, `unknown_reporter`, `bad_signature` / `role_not_permitted` (blocks) / `not_found` |

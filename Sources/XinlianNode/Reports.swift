@@ -36,7 +36,7 @@ extension NodeEngine {
         return ReportAsOf(height: height, blockHash: block.hash, time: block.timeMs)
     }
 
-    /// Report input for `subject` as of `height`: costs index lookups and block reads for the enterprise's own
+    /// Report input for `subject` as of `height`: costs index lookups and one read per statement for the enterprise's own
     /// transactions and its counterparty closure only, never a scan of the ledger.
     public func reportMaterial(subject: USCC, height: UInt64) throws -> ReportMaterial {
         let own = try store.subjectTransactions(subject, throughHeight: height)

@@ -69,18 +69,43 @@ public final class LedgerIndex {
         }
     }
 
-    /// The schema version of the index at `path`, nil when there is none (no file, or no version recorded).
-    public static func storedSchemaVersion(path: String) throws -> Int64? {
+    /// What an index file at `path` says about itself, whatever its schema version: nil when there is none.
+    public struct Stored: Sendable, Equatable {
+        /// Its schema version (nil: none recorded, as after a crash while it was being created).
+        public var version: Int64?
+        /// The height it had indexed, and the block hash it recorded there.
+        public var height: UInt64
+        public var hash: Hash32?
+    }
+
+    /// Reads `meta` (and the recorded hash at its height) of the index at `path`, of any schema version; nil when
+    /// there is no index file or it has no `meta` table.
+    public static func stored(path: String) throws -> Stored? {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         let db = try SQLiteDatabase(path: path)
         defer { db.close() }
-        let table = try db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'")
-        let hasMeta = try table.step()
-        table.reset()
-        guard hasMeta else { return nil }
-        let statement = try db.prepare("SELECT value FROM meta WHERE key = 'schema_version'")
-        defer { statement.reset() }
-        return try statement.step() ? statement.int64(0) : nil
+        func exists(_ table: String) throws -> Bool {
+            let statement = try db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?")
+            defer { statement.reset() }
+            try statement.bind([.text(table)])
+            return try statement.step()
+        }
+        guard try exists("meta") else { return nil }
+        func meta(_ key: String) throws -> Int64? {
+            let statement = try db.prepare("SELECT value FROM meta WHERE key = ?")
+            defer { statement.reset() }
+            try statement.bind([.text(key)])
+            return try statement.step() ? statement.int64(0) : nil
+        }
+        let height = UInt64(clamping: try meta("height") ?? 0)
+        var hash: Hash32?
+        if height > 0, try exists("blocks") {
+            let statement = try db.prepare("SELECT hash FROM blocks WHERE height = ?")
+            defer { statement.reset() }
+            try statement.bind([.integer(Int64(clamping: height))])
+            if try statement.step() { hash = Hash32(bytes: statement.blob(0)) }
+        }
+        return Stored(version: try meta("schema_version"), height: height, hash: hash)
     }
 
     /// Height of the last block applied to the index (0 when empty).

@@ -59,11 +59,12 @@ public final class LedgerStore {
         let tail = try Self.checkTail(log: log, consortium: consortium)
         (self.height, self.lastHeader, self.lastBlockHash) = (tail.height, tail.header, tail.hash)
         let indexPath = Self.indexPath(dataDirectory)
-        let storedVersion = try LedgerIndex.storedSchemaVersion(path: indexPath)
-        if let storedVersion, storedVersion != LedgerIndex.schemaVersion {
-            // The index is derived from the log: one of another version is rebuilt, never migrated in place.
+        if let stored = try LedgerIndex.stored(path: indexPath), stored.version != LedgerIndex.schemaVersion {
+            // The index is derived from the log: one of another version (or of none: a crash while it was created)
+            // is rebuilt, never migrated in place — after the same check as any index, that it describes this log.
+            try Self.checkIndexDescribesLog(height: stored.height, hash: stored.hash, log: log, consortium: consortium)
             try Self.removeIndex(path: indexPath)
-            self.rebuiltIndex = storedVersion
+            self.rebuiltIndex = stored.version ?? 0
         } else {
             self.rebuiltIndex = nil
         }
@@ -140,18 +141,26 @@ public final class LedgerStore {
     private static func openIndex(path: String, log: BlockLog, consortium: Consortium) throws -> LedgerIndex {
         let index = try LedgerIndex(path: path)
         let indexed = try index.height()
+        try checkIndexDescribesLog(height: indexed, hash: indexed > 0 ? try index.blockHash(at: indexed) : nil, log: log,
+                                   consortium: consortium)
+        return index
+    }
+
+    /// An index that has indexed `height` blocks, recording `hash` at the last, describes `log`: it is not ahead of it
+    /// (committed blocks vanished from the log) and not of another chain. Refused otherwise, never repaired.
+    private static func checkIndexDescribesLog(height indexed: UInt64, hash: Hash32?, log: BlockLog,
+                                               consortium: Consortium) throws {
         guard indexed <= UInt64(log.count) else {
             throw StorageError.corrupt(file: "blocks", offset: 0, reason: "the index has \(indexed) blocks but the block log "
                 + "only \(log.count): committed blocks are missing from the log; restore it, or run xinlian reindex to accept it")
         }
         if indexed > 0 {
             let logHash = try readRecord(log: log, height: indexed).block.header.hash(consortium.suite)
-            guard try index.blockHash(at: indexed) == logHash else {
+            guard hash == logHash else {
                 throw StorageError.corrupt(file: "index.sqlite", offset: 0,
                                            reason: "the index describes another chain at height \(indexed); run xinlian reindex")
             }
         }
-        return index
     }
 
     private static func removeIndex(path: String) throws {

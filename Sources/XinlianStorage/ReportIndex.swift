@@ -145,10 +145,11 @@ extension LedgerIndex {
         return (hash, UInt64(clamping: statement.int64(1)))
     }
 
-    /// The columns `indexed(_:_:)` reads, from `transactions t` joined with its block.
+    /// The columns `indexed(_:_:)` reads, from `transactions t` joined with its block (a left join: a transaction
+    /// whose block row is missing is a fault, not silently left out of a report or a consent decision).
     static let indexedColumns = """
         t.id, t.height, t.position, t.record_offset, t.record_length, t.checksum, b.time_ms
-        FROM transactions t JOIN blocks b ON b.height = t.height
+        FROM transactions t LEFT JOIN blocks b ON b.height = t.height
         """
 
     func indexed(_ sql: String, _ values: [SQLiteValue]) throws -> [IndexedTransaction] {
@@ -159,6 +160,10 @@ extension LedgerIndex {
         while try statement.step() {
             guard let id = Hash32(bytes: statement.blob(0)) else {
                 throw StorageError.corrupt(file: "index.sqlite", offset: 0, reason: "malformed transaction id")
+            }
+            guard !statement.isNull(6) else {
+                throw StorageError.corrupt(file: "index.sqlite", offset: 0,
+                                           reason: "transaction \(id) names block \(statement.int64(1)), which the index lacks; run xinlian reindex")
             }
             let bytes = TransactionBytes(offset: Int(clamping: statement.int64(3)), length: Int(clamping: statement.int64(4)),
                                          checksum: UInt32(truncatingIfNeeded: statement.int64(5)))

@@ -151,14 +151,42 @@ struct TransactionBytesTests {
                     """)
                 database.close()
             }
-            #expect(try LedgerIndex.storedSchemaVersion(path: LedgerStore.indexPath(directory)) == 1)
+            #expect(try LedgerIndex.stored(path: LedgerStore.indexPath(directory))?.version == 1)
             let store = try LedgerStore(dataDirectory: directory, consortium: fixture.consortium)
             defer { store.close() }
             #expect(store.rebuiltIndex == 1)
             #expect(try store.indexDump() == live)
             let indexed = try #require(try store.indexedTransaction(old.id(fixture.consortium.suite)))
             #expect(try store.transaction(indexed) == old)
-            #expect(try LedgerIndex.storedSchemaVersion(path: LedgerStore.indexPath(directory)) == LedgerIndex.schemaVersion)
+            #expect(try LedgerIndex.stored(path: LedgerStore.indexPath(directory))?.version == LedgerIndex.schemaVersion)
+        }
+    }
+
+    /// An index of an older schema that is ahead of the block log (committed blocks vanished from the log) is refused
+    /// like any such index, not deleted and rebuilt over the loss (which would also drop the lost blocks' personal data).
+    @Test func anOlderIndexAheadOfTheLogIsRefusedNotRebuilt() throws {
+        let fixture = try LedgerFixture(suite: .ed25519SHA256)
+        try withTemporaryDirectory { directory in
+            do {
+                let store = try LedgerStore(dataDirectory: directory, consortium: fixture.consortium)
+                try fixture.grow(store, blocks: 3, transactionsPerBlock: 2)
+                store.close()
+            }
+            do {
+                let database = try SQLiteDatabase(path: LedgerStore.indexPath(directory))
+                try database.execute("UPDATE meta SET value = 1 WHERE key = 'schema_version'")
+                database.close()
+                let log = try BlockLog(directory: LedgerStore.blocksDirectory(directory))
+                try log.truncate(toCount: 2)
+                log.close()
+            }
+            #expect {
+                try LedgerStore(dataDirectory: directory, consortium: fixture.consortium)
+            } throws: { error in
+                guard case .corrupt(_, _, let reason)? = error as? StorageError else { return false }
+                return reason.contains("missing from the log")
+            }
+            #expect(try LedgerIndex.stored(path: LedgerStore.indexPath(directory))?.height == 3)
         }
     }
 
