@@ -56,14 +56,28 @@ public enum LedgerRules {
     /// `BlockVerifier`'s): each signature (except where `alreadyChecked` says the identical transaction was
     /// admitted here), no transaction twice in the block or already committed (`isCommitted`), and the credit
     /// model's rules in order.
+    ///
+    /// Signatures are checked on up to `workers` threads, in groups of ``signatureGroup`` (a block whose first
+    /// transaction is forged costs at most one group); the error is always the lowest failing index's, whatever
+    /// the number of workers.
     public static func checkTransactions(_ transactions: [Transaction], consortium: Consortium, personalRequired: Bool = true,
+                                         workers: Int = 1,
                                          decoded: (Hash32, Transaction) -> CreditStatement? = { _, _ in nil },
                                          alreadyChecked: (Hash32, Transaction) -> Bool,
                                          isCommitted: (Hash32) -> Bool,
                                          committed: (Hash32) -> Transaction?) throws(VerificationError) {
         let ids = transactions.map { $0.id(consortium.suite) }
-        for (index, transaction) in transactions.enumerated() where !alreadyChecked(ids[index], transaction) {
-            try TransactionRules.check(transaction, consortium: consortium, index: index)
+        let unchecked = transactions.indices.filter { !alreadyChecked(ids[$0], transactions[$0]) }
+        if let (_, failure) = Parallel.firstFailure(count: unchecked.count, workers: workers, group: signatureGroup, { position -> VerificationError? in
+            let index = unchecked[position]
+            do throws(VerificationError) {
+                try TransactionRules.check(transactions[index], consortium: consortium, index: index)
+            } catch {
+                return error
+            }
+            return nil
+        }) {
+            throw failure
         }
         try checkUnique(ids, isCommitted: isCommitted)
         if let (index, failure) = creditFailures(transactions, consortium: consortium, personalRequired: personalRequired,
@@ -73,6 +87,9 @@ public enum LedgerRules {
                                     transactionIndex: index)
         }
     }
+
+    /// Signatures checked together before the first failure among them ends the check (``checkTransactions``).
+    public static let signatureGroup = 256
 
     /// No transaction twice among `ids`, none already committed.
     public static func checkUnique(_ ids: [Hash32], isCommitted: (Hash32) -> Bool) throws(VerificationError) {

@@ -23,7 +23,8 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
     public var handshakeTimeoutMs: Int
     /// First reconnect delay; doubles per failed attempt, with jitter. Default 200 ms.
     public var reconnectMinMs: Int
-    /// Longest reconnect delay. Default 10 000 ms.
+    /// Longest reconnect delay. Default 2 000 ms: a restarted node is dialled again by the peers with smaller ids
+    /// within about that (it dials only larger ids itself), and a dial of a down peer costs little.
     public var reconnectMaxMs: Int
     /// Interval of the periodic status frame. Default 1000 ms.
     public var statusIntervalMs: Int
@@ -46,7 +47,7 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
     public static let defaultPeerQueuedBytes = 64 * 1024 * 1024
     public static let defaultHandshakeTimeoutMs = 3000
     public static let defaultReconnectMinMs = 200
-    public static let defaultReconnectMaxMs = 10_000
+    public static let defaultReconnectMaxMs = 2_000
     public static let defaultStatusIntervalMs = 1000
     public static let defaultIdleTimeoutMs = 10_000
     public static let defaultPeerInboundBytes = 64 * 1024 * 1024

@@ -36,6 +36,9 @@ final class NodeLedger: ReplicaLedger {
     static let preparedLimit = 16
     /// Distinct committed transactions one submission may reference (each costs an index lookup and a read).
     static let committedReferencesLimit = 256
+    /// Threads that check the signatures of a block's transactions this node has not admitted itself (a synced
+    /// block, a proposal of transactions it never saw): every core, the engine's thread among them.
+    let signatureWorkers = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
     init(consortium: Consortium, store: LedgerStore, mempool: Mempool, metrics: NodeMetrics, logger: Logger,
          now: @escaping @Sendable () -> UInt64) {
@@ -334,7 +337,7 @@ final class NodeLedger: ReplicaLedger {
         _ = takeLookupFault()
         do {
             try LedgerRules.checkTransactions(block.transactions, consortium: consortium, personalRequired: personalRequired,
-                                              decoded: admittedStatement,
+                                              workers: signatureWorkers, decoded: admittedStatement,
                                               alreadyChecked: { id, transaction in mempool.transaction(id) == transaction },
                                               isCommitted: { committed.contains($0) }, committed: committedTransaction)
         } catch {

@@ -1,13 +1,14 @@
 import Dispatch
 import Synchronization
 
-/// Runs independent pieces of work on several threads, returning results in input order.
-enum Parallel {
+/// Runs independent pieces of work on several threads, with results in input order: the same answer whatever the
+/// number of threads, so pure checks stay deterministic (the simulator runs them with one worker).
+public enum Parallel {
     /// `body(0..<count)` on up to `workers` threads (the calling thread included); results by index.
     ///
     /// Workers take indices from a shared counter, so uneven pieces balance out. With one worker (or one
     /// piece) everything runs on the calling thread.
-    static func map<Result: Sendable>(count: Int, workers: Int, _ body: @Sendable (Int) -> Result) -> [Result] {
+    public static func map<Result: Sendable>(count: Int, workers: Int, _ body: @Sendable (Int) -> Result) -> [Result] {
         let threads = min(max(workers, 1), count)
         guard threads > 1 else { return (0..<count).map(body) }
         let slots = ResultSlots<Result>(count: count)
@@ -20,6 +21,26 @@ enum Parallel {
             }
         }
         return slots.results()
+    }
+
+    /// The lowest index in `0..<count` whose `body` gives a failure, with it; nil when none does. Checked in
+    /// consecutive groups of `group` indices, each spread over `workers` threads, stopping after the first group
+    /// with a failure: input that fails early (a forged signature at the front of a block) costs at most one group
+    /// of work, as a sequential check costs one piece.
+    public static func firstFailure<Failure: Sendable>(count: Int, workers: Int, group: Int,
+                                                       _ body: @Sendable (Int) -> Failure?) -> (index: Int, failure: Failure)? {
+        let group = max(group, 1)
+        var start = 0
+        while start < count {
+            let size = min(group, count - start)
+            let first = start
+            let outcomes = map(count: size, workers: workers) { body(first + $0) }
+            if let offset = outcomes.firstIndex(where: { $0 != nil }), let failure = outcomes[offset] {
+                return (first + offset, failure)
+            }
+            start += size
+        }
+        return nil
     }
 }
 
