@@ -217,7 +217,10 @@ struct LoadRun {
                         }
                         let sent = clock.now
                         let request = SubmitRequest(Array(chunk))
-                        let response = try await client.post("/v1/transactions", json: request, as: SubmitResponse.self)
+                        // Submitting the same signed transactions again is harmless (they are reported as pending).
+                        let response = try await retrying {
+                            try await client.post("/v1/transactions", json: request, as: SubmitResponse.self)
+                        }
                         stamps += response.results.map { ($0.id, sent) }
                     }
                     return stamps
@@ -240,13 +243,16 @@ struct LoadRun {
         while seen.count < ids.count {
             try Task.checkCancellation()
             guard clock.now < deadline else { throw CLIError("timed out: \(ids.count - seen.count) transactions not committed") }
-            let status = try await nodes[0].get("/v1/status", as: NodeStatus.self)
+            let status = try await retrying { try await nodes[0].get("/v1/status", as: NodeStatus.self) }
             if status.height <= height {
                 try await Task.sleep(for: .milliseconds(rate == nil ? 20 : 5))
                 continue
             }
             for next in (height + 1)...status.height {
-                let block = try await nodes[0].get("/v1/blocks/\(next)", as: BlockResponse.self, signedBy: reader)
+                // Signed afresh on each try (a signed read is refused if replayed).
+                let block = try await retrying {
+                    try await nodes[0].get("/v1/blocks/\(next)", as: BlockResponse.self, signedBy: reader)
+                }
                 let at = clock.now
                 for transaction in block.transactions where ids.contains(transaction.id) && seen[transaction.id] == nil {
                     seen[transaction.id] = at
@@ -256,6 +262,23 @@ struct LoadRun {
         }
         return seen
     }
+
+    /// `body`, tried again after a transport failure (``CLIError/transient``), up to ``attempts`` times in all with
+    /// a growing pause: on a loaded machine a node may drop one of the loader's many short connections, and a
+    /// load of minutes should not end on it. Answers from the node (refusals, HTTP errors) are never retried.
+    private func retrying<T>(_ body: () async throws -> T) async throws -> T {
+        var attempt = 1
+        while true {
+            do {
+                return try await body()
+            } catch let error as CLIError where error.transient && attempt < Self.attempts {
+                try await Task.sleep(for: .milliseconds(50 * attempt * attempt))
+                attempt += 1
+            }
+        }
+    }
+
+    static let attempts = 4
 
     private func seconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18

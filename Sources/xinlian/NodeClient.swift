@@ -78,7 +78,7 @@ struct NodeClient: Sendable {
             do {
                 response = try await HTTPClient.shared.execute(request, timeout: timeout)
             } catch {
-                throw CLIError("cannot reach \(baseURL): \(error)")
+                throw CLIError("cannot reach \(baseURL): \(error)", transient: true)
             }
             let bytes = try await response.body.collect(upTo: Self.responseLimitBytes)
             (status, data) = (Int(response.status.code), Data(bytes.readableBytesView))

@@ -62,7 +62,7 @@ enum PinnedTLS {
                     }
                 }
         } catch {
-            throw CLIError("cannot reach https://\(host):\(port): \(error)")
+            throw CLIError("cannot reach https://\(host):\(port): \(error)", transient: true)
         }
         do {
             return try await withThrowingTaskGroup(of: Reply.self) { group in
@@ -91,7 +91,7 @@ enum PinnedTLS {
                                 return Reply(status: status, body: Data(collected.readableBytesView))
                             }
                         }
-                        throw CLIError("https://\(host):\(port) closed the connection before the response ended")
+                        throw CLIError("https://\(host):\(port) closed the connection before the response ended", transient: true)
                     }
                 }
                 group.addTask {
@@ -108,7 +108,8 @@ enum PinnedTLS {
             if let pin = shown.withLock({ $0 }), !pins.contains(pin) {
                 throw CLIError("https://\(host):\(port) presented a TLS key (SHA-256 \(pin)) that genesis does not pin: not a node of this consortium")
             }
-            throw CLIError("TLS exchange with https://\(host):\(port) failed: \(error) (a plain-HTTP node? use http://)")
+            throw CLIError("TLS exchange with https://\(host):\(port) failed: \(error) (a plain-HTTP node? use http://)",
+                           transient: true)
         }
     }
 }

@@ -44,7 +44,13 @@ enum Help {
 /// A failure the CLI reports as one line on standard error, exiting non-zero.
 struct CLIError: Error, CustomStringConvertible {
     let description: String
-    init(_ description: String) { self.description = description }
+    /// The exchange failed in transport (no connection, a connection closed mid-exchange), not on the node's answer:
+    /// an idempotent request may be sent again.
+    let transient: Bool
+    init(_ description: String, transient: Bool = false) {
+        self.description = description
+        self.transient = transient
+    }
 }
 
 extension AsyncParsableCommand {
