@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -25,15 +26,20 @@ func isFree(_ port: Int) -> Bool {
     } == 0
 }
 
-/// The first of `count` consecutive free ports (testnet gives node i the port base + i).
+/// The first of `count` consecutive free ports (testnet gives node i the port base + i). Below Linux's ephemeral
+/// range, so no outgoing connection can hold one of them meanwhile; from this target's band (the network and node
+/// tests, run in the same process, have theirs), each handed out once per run, so two tests never race for one.
 func freePortRun(_ count: Int) throws -> Int {
     for _ in 0..<200 {
-        // Below Linux's ephemeral range, so no outgoing connection can hold one of them meanwhile.
-        let base = Int.random(in: 20_000...31_990)
+        let offset = nextPort.wrappingAdd(count, ordering: .relaxed).oldValue % (portBand.count - count)
+        let base = portBand.lowerBound + offset
         if (base..<(base + count)).allSatisfy(isFree) { return base }
     }
     throw CocoaError(.featureUnsupported)
 }
+
+let portBand = 26_000..<32_000
+let nextPort = Atomic<Int>(Int.random(in: 0..<6_000))
 
 /// A four-validator consortium of real processes over loopback TLS: the short version of the scenario.
 @Suite("A consortium of real node processes", .serialized)

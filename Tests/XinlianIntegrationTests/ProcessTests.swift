@@ -107,13 +107,7 @@ struct CLI {
 
 /// A port that is free right now, below Linux's ephemeral range (32768 and up): the node restarted on it
 /// must be able to bind it again, and an outgoing connection elsewhere could hold an ephemeral one.
-func freePort() throws -> Int {
-    for _ in 0..<200 {
-        let port = Int.random(in: 20_000..<32_000)
-        if isFree(port) { return port }
-    }
-    throw CocoaError(.featureUnsupported)
-}
+func freePort() throws -> Int { try freePortRun(1) }
 
 /// Polls `condition` until it holds or `seconds` pass: waiting on an observable state, not a fixed sleep.
 func eventually(_ seconds: Double, _ condition: () throws -> Bool) throws -> Bool {

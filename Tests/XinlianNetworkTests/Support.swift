@@ -50,10 +50,12 @@ struct NetFixture {
     }
 
     /// A free port below Linux's ephemeral range (32768 and up): a port from bind(0) is ephemeral, and an
-    /// outgoing connection of a test running alongside can take it before a restarted node binds it again.
+    /// outgoing connection of a test running alongside can take it before a restarted node binds it again. Ports
+    /// come from this target's own band (the node and integration tests, run in the same process, have theirs) and
+    /// are handed out once each per run, so two tests never race for one.
     static func freePort(group: any EventLoopGroup) async throws -> Int {
         for _ in 0..<200 {
-            let port = Int.random(in: 20_000..<32_000)
+            let port = portBand.lowerBound + nextPort.wrappingAdd(1, ordering: .relaxed).oldValue % portBand.count
             if let channel = try? await ServerBootstrap(group: group)
                 .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
                 .bind(host: "127.0.0.1", port: port).get() {
@@ -63,6 +65,9 @@ struct NetFixture {
         }
         throw NetworkError("no free port found")
     }
+
+    static let portBand = 20_000..<23_000
+    static let nextPort = Atomic<Int>(Int.random(in: 0..<3_000))
 
     func address(_ id: ValidatorID) -> String { "127.0.0.1:\(ports[id] ?? 0)" }
 

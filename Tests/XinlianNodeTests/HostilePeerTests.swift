@@ -20,10 +20,11 @@ struct HostilePeerTests {
         let pump: Task<Void, Never>
     }
 
-    /// A free port below the ephemeral range (see the network tests' fixture).
+    /// A free port below the ephemeral range, from this target's band, each handed out once per run (see the
+    /// network tests' fixture).
     static func freePort() async throws -> Int {
         for _ in 0..<200 {
-            let port = Int.random(in: 20_000..<32_000)
+            let port = portBand.lowerBound + nextPort.wrappingAdd(1, ordering: .relaxed).oldValue % portBand.count
             if let channel = try? await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
                 .bind(host: "127.0.0.1", port: port).get() {
@@ -33,6 +34,9 @@ struct HostilePeerTests {
         }
         throw TimedOut(description: "no free port found")
     }
+
+    static let portBand = 23_000..<26_000
+    static let nextPort = Atomic<Int>(Int.random(in: 0..<3_000))
 
     @Test func forgedVotesAndForgedSyncRepliesDisconnectThePeerAndCommitsGoOn() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("xinlian-hostile-\(UUID().uuidString)").path
