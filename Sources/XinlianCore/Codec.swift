@@ -32,6 +32,9 @@ public struct CanonicalEncoder: Sendable {
 
     public mutating func u8(_ value: UInt8) { bytes.append(value) }
 
+    /// Appends bytes that are already the canonical encoding of a value (kept from its decoding or first encoding).
+    public mutating func encoded(_ canonical: [UInt8]) { bytes.append(contentsOf: canonical) }
+
     public mutating func u16(_ value: UInt16) {
         bytes.append(UInt8(truncatingIfNeeded: value >> 8))
         bytes.append(UInt8(truncatingIfNeeded: value))
@@ -89,6 +92,9 @@ public struct CanonicalDecoder {
     }
 
     public var remaining: Int { bytes.count - offset }
+
+    /// The bytes read since `start` (an earlier ``offset``): a value's own canonical encoding, just decoded.
+    public func bytesRead(since start: Int) -> [UInt8] { Array(bytes[start..<offset]) }
 
     public func error(_ code: String, _ field: String, _ reason: String, at position: Int? = nil) -> DecodingError {
         DecodingError(code: code, field: field, offset: position ?? offset, reason: reason)

@@ -103,7 +103,8 @@ public struct TransactionBody: Hashable, Sendable, CanonicalCodable {
     public var signingBytes: [UInt8] { [Domain.signTransaction] + canonicalBytes }
 }
 
-/// A signed transaction, with its canonical bytes kept so it is never re-encoded.
+/// A signed transaction, with its body's canonical bytes kept (as decoded, or encoded once when built) so that
+/// its id, its signature check and its own encoding never encode the body again.
 ///
 /// ``personal`` is the personal data its payload commits to (``PersonalData``), carried beside it while this node
 /// holds it: it is not part of the canonical encoding, the id, the Merkle leaf or equality.
@@ -111,11 +112,14 @@ public struct Transaction: Hashable, Sendable, CanonicalCodable {
     public let body: TransactionBody
     public let signature: [UInt8]
     public var personal: PersonalData?
+    /// `body.canonicalBytes`; the canonical encoding is one-to-one, so equal bytes are equal bodies.
+    public let bodyBytes: [UInt8]
 
     public init(body: TransactionBody, signature: [UInt8], personal: PersonalData? = nil) {
         self.body = body
         self.signature = signature
         self.personal = personal
+        bodyBytes = body.canonicalBytes
     }
 
     /// Signs `body` with the reporter's key.
@@ -125,34 +129,44 @@ public struct Transaction: Hashable, Sendable, CanonicalCodable {
     }
 
     public static func == (lhs: Transaction, rhs: Transaction) -> Bool {
-        lhs.body == rhs.body && lhs.signature == rhs.signature
+        lhs.bodyBytes == rhs.bodyBytes && lhs.signature == rhs.signature
     }
 
     public func hash(into hasher: inout Hasher) {
-        hasher.combine(body)
+        hasher.combine(bodyBytes)
         hasher.combine(signature)
     }
 
     /// The same transaction without its personal data.
-    public var withoutPersonalData: Transaction { Transaction(body: body, signature: signature) }
+    public var withoutPersonalData: Transaction {
+        var copy = self
+        copy.personal = nil
+        return copy
+    }
 
     public func encode(to encoder: inout CanonicalEncoder) {
-        body.encode(to: &encoder)
+        encoder.encoded(bodyBytes)
         encoder.byteString(signature)
     }
 
     public init(from decoder: inout CanonicalDecoder) throws(DecodingError) {
+        let start = decoder.offset
         body = try TransactionBody(from: &decoder)
+        bodyBytes = decoder.bytesRead(since: start)
         signature = try decoder.byteString("transaction.signature", limit: Limits.signatureBytes)
+        personal = nil
     }
 
     /// The transaction's identity: `H(0x10 || body)`. Two signatures over the same
     /// body are the same transaction, so a statement cannot be replayed.
     public func id(_ suite: CryptoSuite) -> Hash32 {
-        suite.hash(tag: Domain.transactionID, body.canonicalBytes)
+        suite.hash(tag: Domain.transactionID, bodyBytes)
     }
 
+    /// The bytes its reporter signed (``TransactionBody/signingBytes``).
+    public var signingBytes: [UInt8] { [Domain.signTransaction] + bodyBytes }
+
     public func hasValidSignature(_ key: PublicKey) -> Bool {
-        key.isValidSignature(signature, for: body.signingBytes)
+        key.isValidSignature(signature, for: signingBytes)
     }
 }

@@ -18,6 +18,24 @@ struct CodecTests {
         try BlockVerifier.checkSignatures(decoded.block.transactions[...], consortium: fixture.consortium)
     }
 
+    /// A transaction keeps its body's bytes as it read them: they must be the body's canonical encoding, so that
+    /// its id and signature check are the ones of a transaction built from the same body.
+    @Test(arguments: CryptoSuiteID.allCases)
+    func aDecodedTransactionKeepsItsBodysCanonicalBytes(_ suite: CryptoSuiteID) throws {
+        let fixture = try TestConsortium(suite: suite)
+        for n in 0..<5 {
+            let built = try fixture.transaction(n)
+            let decoded = try Transaction(canonicalBytes: built.canonicalBytes, limit: Limits.recordBytes)
+            #expect(decoded.bodyBytes == built.body.canonicalBytes)
+            #expect(decoded.id(fixture.consortium.suite) == built.id(fixture.consortium.suite))
+            #expect(decoded.signingBytes == built.body.signingBytes)
+            #expect(decoded == built)
+            #expect(decoded.canonicalBytes == built.canonicalBytes)
+            // Built again from the decoded fields, it is the same transaction.
+            #expect(Transaction(body: decoded.body, signature: decoded.signature) == decoded)
+        }
+    }
+
     @Test func governanceHasNoSubjectAndOthersNeedOne() throws {
         let body = TransactionBody(chainID: "c", kind: .governance, reporter: "r", subject: nil, timeMs: 1, nonce: 2, payload: [])
         #expect(try TransactionBody(canonicalBytes: body.canonicalBytes, limit: 1024) == body)
