@@ -85,7 +85,7 @@ struct NodeClient: Sendable {
         }
         guard (200..<300).contains(status) else {
             if let failure = try? JSONDecoder().decode(APIErrorBody.self, from: data) {
-                throw CLIError("\(failure.error.code): \(failure.error.message)")
+                throw CLIError("\(failure.error.code): \(failure.error.message)", code: failure.error.code)
             }
             throw CLIError("HTTP \(status) from \(baseURL + path)")
         }

@@ -47,9 +47,12 @@ struct CLIError: Error, CustomStringConvertible {
     /// The exchange failed in transport (no connection, a connection closed mid-exchange), not on the node's answer:
     /// an idempotent request may be sent again.
     let transient: Bool
-    init(_ description: String, transient: Bool = false) {
+    /// The node's stable error code (`docs/openapi.yaml`), when the node answered with one.
+    let code: String?
+    init(_ description: String, transient: Bool = false, code: String? = nil) {
         self.description = description
         self.transient = transient
+        self.code = code
     }
 }
 
