@@ -32,8 +32,9 @@ public struct CanonicalEncoder: Sendable {
 
     public mutating func u8(_ value: UInt8) { bytes.append(value) }
 
-    /// Appends bytes that are already the canonical encoding of a value (kept from its decoding or first encoding).
-    public mutating func encoded(_ canonical: [UInt8]) { bytes.append(contentsOf: canonical) }
+    /// Appends bytes that are already the canonical encoding of a value (kept from its decoding or first encoding);
+    /// internal, so that only this module's types, which keep such bytes, can write them.
+    mutating func encoded(_ canonical: [UInt8]) { bytes.append(contentsOf: canonical) }
 
     public mutating func u16(_ value: UInt16) {
         bytes.append(UInt8(truncatingIfNeeded: value >> 8))
@@ -93,8 +94,12 @@ public struct CanonicalDecoder {
 
     public var remaining: Int { bytes.count - offset }
 
-    /// The bytes read since `start` (an earlier ``offset``): a value's own canonical encoding, just decoded.
-    public func bytesRead(since start: Int) -> [UInt8] { Array(bytes[start..<offset]) }
+    /// The bytes read from `start` (an earlier ``offset``) up to `end` (at most the current one): part of a value's
+    /// own canonical encoding, just decoded. Empty when the range is not one already read.
+    func bytesRead(from start: Int, to end: Int) -> [UInt8] {
+        guard start >= 0, start <= end, end <= offset else { return [] }
+        return Array(bytes[start..<end])
+    }
 
     public func error(_ code: String, _ field: String, _ reason: String, at position: Int? = nil) -> DecodingError {
         DecodingError(code: code, field: field, offset: position ?? offset, reason: reason)

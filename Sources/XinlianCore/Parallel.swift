@@ -67,6 +67,8 @@ private final class ResultSlots<Result>: @unchecked Sendable {
 
     /// Every stored result; call after all workers finished. Every slot is filled by then.
     func results() -> [Result] {
-        buffer.compactMap { $0 }
+        let results = buffer.compactMap { $0 }
+        precondition(results.count == buffer.count, "a parallel map left a result unset")
+        return results
     }
 }

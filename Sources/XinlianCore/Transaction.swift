@@ -61,6 +61,12 @@ public struct TransactionBody: Hashable, Sendable, CanonicalCodable {
     }
 
     public func encode(to encoder: inout CanonicalEncoder) {
+        encodeHead(to: &encoder)
+        encoder.byteString(payload)
+    }
+
+    /// Every field before the payload, which comes last.
+    func encodeHead(to encoder: inout CanonicalEncoder) {
         encoder.u8(Self.version)
         encoder.name(chainID)
         encoder.u8(kind.code)
@@ -68,7 +74,13 @@ public struct TransactionBody: Hashable, Sendable, CanonicalCodable {
         encoder.optional(subject) { $0.uscc($1) }
         encoder.u64(timeMs)
         encoder.u64(nonce)
-        encoder.byteString(payload)
+    }
+
+    /// The canonical bytes of every field before the payload.
+    var headBytes: [UInt8] {
+        var encoder = CanonicalEncoder(capacity: 128)
+        encodeHead(to: &encoder)
+        return encoder.bytes
     }
 
     public init(from decoder: inout CanonicalDecoder) throws(DecodingError) {
@@ -103,8 +115,9 @@ public struct TransactionBody: Hashable, Sendable, CanonicalCodable {
     public var signingBytes: [UInt8] { [Domain.signTransaction] + canonicalBytes }
 }
 
-/// A signed transaction, with its body's canonical bytes kept (as decoded, or encoded once when built) so that
-/// its id, its signature check and its own encoding never encode the body again.
+/// A signed transaction, with the canonical bytes of its body's fields before the payload kept (as decoded, or
+/// encoded once when built) so that its id, its signature check and its own encoding never encode the body again.
+/// The payload itself is not kept twice: memory bounds that count a transaction's bytes stay true.
 ///
 /// ``personal`` is the personal data its payload commits to (``PersonalData``), carried beside it while this node
 /// holds it: it is not part of the canonical encoding, the id, the Merkle leaf or equality.
@@ -112,15 +125,26 @@ public struct Transaction: Hashable, Sendable, CanonicalCodable {
     public let body: TransactionBody
     public let signature: [UInt8]
     public var personal: PersonalData?
-    /// `body.canonicalBytes`; the canonical encoding is one-to-one, so equal bytes are equal bodies.
-    public let bodyBytes: [UInt8]
+    /// The canonical bytes of the body's fields before the payload (``TransactionBody/headBytes``); the canonical
+    /// encoding is one-to-one, so equal head bytes and payloads are equal bodies.
+    private let headBytes: [UInt8]
 
     public init(body: TransactionBody, signature: [UInt8], personal: PersonalData? = nil) {
         self.body = body
         self.signature = signature
         self.personal = personal
-        bodyBytes = body.canonicalBytes
+        headBytes = body.headBytes
     }
+
+    /// The payload's length prefix (its byte-string encoding's first four bytes).
+    private var payloadPrefix: [UInt8] {
+        let count = UInt32(truncatingIfNeeded: body.payload.count)
+        return [UInt8(truncatingIfNeeded: count >> 24), UInt8(truncatingIfNeeded: count >> 16),
+                UInt8(truncatingIfNeeded: count >> 8), UInt8(truncatingIfNeeded: count)]
+    }
+
+    /// `body.canonicalBytes`, from the kept head.
+    public var bodyBytes: [UInt8] { headBytes + payloadPrefix + body.payload }
 
     /// Signs `body` with the reporter's key.
     public static func sign(_ body: TransactionBody, with key: SigningKey,
@@ -129,11 +153,12 @@ public struct Transaction: Hashable, Sendable, CanonicalCodable {
     }
 
     public static func == (lhs: Transaction, rhs: Transaction) -> Bool {
-        lhs.bodyBytes == rhs.bodyBytes && lhs.signature == rhs.signature
+        lhs.headBytes == rhs.headBytes && lhs.body.payload == rhs.body.payload && lhs.signature == rhs.signature
     }
 
     public func hash(into hasher: inout Hasher) {
-        hasher.combine(bodyBytes)
+        hasher.combine(headBytes)
+        hasher.combine(body.payload)
         hasher.combine(signature)
     }
 
@@ -145,14 +170,16 @@ public struct Transaction: Hashable, Sendable, CanonicalCodable {
     }
 
     public func encode(to encoder: inout CanonicalEncoder) {
-        encoder.encoded(bodyBytes)
+        encoder.encoded(headBytes)
+        encoder.byteString(body.payload)
         encoder.byteString(signature)
     }
 
     public init(from decoder: inout CanonicalDecoder) throws(DecodingError) {
         let start = decoder.offset
         body = try TransactionBody(from: &decoder)
-        bodyBytes = decoder.bytesRead(since: start)
+        // The payload's byte string (a four-byte length, then the payload) ends the body just read.
+        headBytes = decoder.bytesRead(from: start, to: decoder.offset - 4 - body.payload.count)
         signature = try decoder.byteString("transaction.signature", limit: Limits.signatureBytes)
         personal = nil
     }
@@ -160,7 +187,7 @@ public struct Transaction: Hashable, Sendable, CanonicalCodable {
     /// The transaction's identity: `H(0x10 || body)`. Two signatures over the same
     /// body are the same transaction, so a statement cannot be replayed.
     public func id(_ suite: CryptoSuite) -> Hash32 {
-        suite.hash(tag: Domain.transactionID, bodyBytes)
+        suite.hash(tag: Domain.transactionID, headBytes, payloadPrefix, body.payload)
     }
 
     /// The bytes its reporter signed (``TransactionBody/signingBytes``).

@@ -85,7 +85,8 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
         peerQueuedBytes = try container.decodeIfPresent(Int.self, forKey: .peerQueuedBytes) ?? peerQueuedBytes
         handshakeTimeoutMs = try container.decodeIfPresent(Int.self, forKey: .handshakeTimeoutMs) ?? handshakeTimeoutMs
         reconnectMinMs = try container.decodeIfPresent(Int.self, forKey: .reconnectMinMs) ?? reconnectMinMs
-        reconnectMaxMs = try container.decodeIfPresent(Int.self, forKey: .reconnectMaxMs) ?? reconnectMaxMs
+        // A configuration that raised only the first delay keeps a valid range (the default ceiling was lowered).
+        reconnectMaxMs = try container.decodeIfPresent(Int.self, forKey: .reconnectMaxMs) ?? max(reconnectMaxMs, reconnectMinMs)
         statusIntervalMs = try container.decodeIfPresent(Int.self, forKey: .statusIntervalMs) ?? statusIntervalMs
         idleTimeoutMs = try container.decodeIfPresent(Int.self, forKey: .idleTimeoutMs) ?? idleTimeoutMs
         peerInboundBytes = try container.decodeIfPresent(Int.self, forKey: .peerInboundBytes) ?? peerInboundBytes

@@ -220,7 +220,7 @@ struct LoadRun {
                         let sent = clock.now
                         let request = SubmitRequest(Array(chunk))
                         // Submitting the same signed transactions again is harmless (they are reported as pending).
-                        let response = try await retrying(whileMempoolFull: true) {
+                        let response = try await retrying(mempoolFullUntil: started + .seconds(timeout)) {
                             try await client.post("/v1/transactions", json: request, as: SubmitResponse.self)
                         }
                         stamps += response.results.map { ($0.id, sent) }
@@ -267,21 +267,20 @@ struct LoadRun {
 
     /// `body`, tried again after a transport failure (``CLIError/transient``), up to ``attempts`` times in all with
     /// a growing pause: on a loaded machine a node may drop one of the loader's many short connections, and a
-    /// load of minutes should not end on it. With `whileMempoolFull`, a `mempool_full` refusal (the node's
-    /// back-pressure: the institution's share of the mempool is waiting) is retried too, for as long as the load's
-    /// timeout allows, as a client should; any other answer from the node is never retried.
-    private func retrying<T>(whileMempoolFull: Bool = false, _ body: () async throws -> T) async throws -> T {
+    /// load of minutes should not end on it. With a deadline, a `mempool_full` refusal (the node's back-pressure:
+    /// the institution's share of the mempool is waiting) is retried too until then (the load's start plus its
+    /// timeout), as a client should; any other answer from the node is never retried.
+    private func retrying<T>(mempoolFullUntil deadline: ContinuousClock.Instant? = nil,
+                             _ body: () async throws -> T) async throws -> T {
         var attempt = 1
         var waits = 0
-        let deadline = ContinuousClock.now + .seconds(timeout)
         while true {
             do {
                 return try await body()
             } catch let error as CLIError where error.transient && attempt < Self.attempts {
                 try await Task.sleep(for: .milliseconds(50 * attempt * attempt))
                 attempt += 1
-            } catch let error as CLIError where whileMempoolFull && error.code == "mempool_full"
-                && ContinuousClock.now < deadline {
+            } catch let error as CLIError where error.code == "mempool_full" && deadline.map({ ContinuousClock.now < $0 }) == true {
                 waits += 1
                 try await Task.sleep(for: .milliseconds(min(20 * waits, 500)))
             }

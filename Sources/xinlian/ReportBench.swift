@@ -114,9 +114,8 @@ struct BenchReport: AsyncParsableCommand {
 
     /// Times `reportMaterial` + `assemble` for each target on each ledger, as the report route runs them, one engine per
     /// ledger. Samples are interleaved (every ledger and target once per round) so that drift in the machine's load
-    /// falls on every ledger alike. Returns the sorted times (µs) by ledger, then target.
-    /// Each ledger's report times, one report at a time (sorted, per ledger and target), and the rate of the large
-    /// enterprise's reports on the largest ledger with one requester per core.
+    /// falls on every ledger alike. Returns the sorted times (µs) by ledger, then target, one report at a time, and
+    /// the rate of the large enterprise's reports on the largest ledger with one requester per core.
     private func measure(world: BenchWorld, ledgers: [(size: Int, data: String)], targets: [TargetEnterprise],
                          rawMicros: Double) async throws -> (times: [[[Double]]], throughput: Double) {
         var logger = Logger(label: "bench-report")
