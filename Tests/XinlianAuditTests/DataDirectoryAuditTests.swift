@@ -200,27 +200,34 @@ import XinlianStorage
         #expect(fault.reason.hasPrefix("transaction 1: "))
     }
 
+    /// A five-block ledger's records, then block 6: a valid transaction committed under the old state root (a replay
+    /// fault only), already appended.
+    static func ledgerWithWrongRoot(_ fixture: TestConsortium, _ scratch: ScratchDirectory) throws
+        -> (payloads: [[UInt8]], facts: LedgerFacts, block: CommittedBlock) {
+        let source = scratch.sub("source")
+        let facts = try LedgerBuilder(fixture: fixture).build(dataDirectory: source, blocks: 5)
+        let payloads = try LogTools.payloads(dataDirectory: source)
+        let last = try CommittedBlock(canonicalBytes: payloads[payloads.count - 1], limit: Limits.recordBytes)
+        let block = try fixture.committedBlock(height: facts.height + 1, previousHash: facts.head,
+                                               transactions: [try fixture.transaction(500)],
+                                               stateRoot: last.block.header.stateRoot)
+        return (payloads + [block.canonicalBytes], facts, block)
+    }
+
     /// The audit checks signatures of a whole window at once and replays it afterwards: a fault of the replay (a wrong
     /// state root) must still come before a signature fault of the block after it, with any window size.
     @Test func aReplayFaultComesBeforeTheNextWindowsSignatureFault() throws {
         let scratch = try ScratchDirectory()
         let fixture = try TestConsortium(suite: .ed25519SHA256)
-        let source = scratch.sub("source")
-        let facts = try LedgerBuilder(fixture: fixture).build(dataDirectory: source, blocks: 5)
-        var payloads = try LogTools.payloads(dataDirectory: source)
-        let last = try CommittedBlock(canonicalBytes: payloads[payloads.count - 1], limit: Limits.recordBytes)
-        // Block 6: a valid transaction under the old state root (a replay fault only).
-        let wrongRoot = try fixture.committedBlock(height: facts.height + 1, previousHash: facts.head,
-                                                   transactions: [try fixture.transaction(500)],
-                                                   stateRoot: last.block.header.stateRoot)
+        var (payloads, facts, wrongRoot) = try Self.ledgerWithWrongRoot(fixture, scratch)
         // Block 7: a transaction whose signature does not verify (a fault of the concurrent part).
         let signed = try fixture.transaction(501)
         var signature = signed.signature
         signature[0] ^= 0x01
         let badSignature = try fixture.committedBlock(height: facts.height + 2, previousHash: wrongRoot.block.header.hash(fixture.consortium.suite),
                                                       transactions: [Transaction(body: signed.body, signature: signature)],
-                                                      stateRoot: last.block.header.stateRoot)
-        payloads += [wrongRoot.canonicalBytes, badSignature.canonicalBytes]
+                                                      stateRoot: wrongRoot.block.header.stateRoot)
+        payloads.append(badSignature.canonicalBytes)
         let data = scratch.sub("data")
         try LogTools.write(payloads, dataDirectory: data)
         for options in [AuditOptions(workers: 2, windowBlocks: 1), AuditOptions(workers: 1, windowBlocks: 1),
@@ -237,14 +244,7 @@ import XinlianStorage
     func wrongStateRootIsCaughtUnlessDisabled(suite: CryptoSuiteID) throws {
         let scratch = try ScratchDirectory()
         let fixture = try TestConsortium(suite: suite)
-        let source = scratch.sub("source")
-        let facts = try LedgerBuilder(fixture: fixture).build(dataDirectory: source, blocks: 5)
-        var payloads = try LogTools.payloads(dataDirectory: source)
-        let last = try CommittedBlock(canonicalBytes: payloads[payloads.count - 1], limit: Limits.recordBytes)
-        let block = try fixture.committedBlock(height: facts.height + 1, previousHash: facts.head,
-                                               transactions: [try fixture.transaction(500)],
-                                               stateRoot: last.block.header.stateRoot)
-        payloads.append(block.canonicalBytes)
+        let (payloads, facts, block) = try Self.ledgerWithWrongRoot(fixture, scratch)
         let data = scratch.sub("data")
         try LogTools.write(payloads, dataDirectory: data)
         let fault = try #require(auditFault { () throws(AuditFault) in
